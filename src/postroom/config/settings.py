@@ -1,0 +1,221 @@
+"""Every knob Postroom has, with its default and the reason it exists.
+
+Sources, strongest first: environment variables `POSTROOM_<SECTION>__<KEY>` (for example
+`POSTROOM_SMTP__MAX_RECIPIENTS=500`; lists and tables as JSON), then the TOML file named by
+`--config PATH` or `POSTROOM_CONFIG`, then the defaults below. Unknown keys in the file are an
+error, so a typo never silently falls back to a default. `docs/CONFIGURATION.md` is generated
+from the descriptions here (`postroom config reference`), and a test fails when it is stale.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+TlsMode = Literal["off", "opportunistic", "required"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SmtpSettings(_Section):
+    """The SMTP ingress (submission) listeners."""
+
+    hostname: str = Field("localhost", description="Name announced in the greeting and EHLO reply.")
+    listen_plain: str = Field(
+        "127.0.0.1:2525",
+        description="host:port of the cleartext listener (STARTTLS offered). Empty disables it. "
+        "Production: 0.0.0.0:25.",
+    )
+    listen_implicit_tls: str = Field(
+        "127.0.0.1:2465",
+        description="host:port of the implicit-TLS listener. Empty disables it. Production: :465.",
+    )
+    listen_starttls: str = Field(
+        "127.0.0.1:2587",
+        description="host:port of the submission listener (STARTTLS). Empty disables it. "
+        "Production: :587.",
+    )
+    tls_cert: str | None = Field(
+        None,
+        description="PEM certificate chain. When unset, a self-signed development certificate "
+        "is generated into data_dir.",
+    )
+    tls_key: str | None = Field(None, description="PEM private key for tls_cert.")
+    max_message_size: int = Field(
+        20971520, ge=1024, description="Largest message accepted, in bytes (announced as SIZE)."
+    )
+    max_recipients: int = Field(
+        1000, ge=1, le=10000, description="Recipients per transaction; more get 452 4.5.3."
+    )
+    allow_plaintext_auth: bool = Field(
+        False, description="Offer AUTH on cleartext connections (only for trusted networks)."
+    )
+    idle_timeout: float = Field(
+        300.0, gt=0, description="Seconds without a complete command before 421 4.4.2 and close."
+    )
+    data_timeout: float = Field(
+        600.0, gt=0, description="Seconds allowed between two chunks of message data."
+    )
+    max_connections: int = Field(
+        2000, ge=1, description="Concurrent connections per process; more get 421 4.7.0."
+    )
+    max_connections_per_ip: int = Field(
+        200, ge=1, description="Concurrent connections from one client IP; more get 421 4.7.0."
+    )
+    auth_failure_limit: int = Field(
+        10,
+        ge=1,
+        description="Failed AUTH attempts from one IP within auth_failure_window before that IP "
+        "is slowed down and refused (454 4.7.0) until the window passes.",
+    )
+    auth_failure_window: float = Field(
+        300.0, gt=0, description="Seconds over which AUTH failures are counted per IP."
+    )
+    processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="SMTP ingress processes sharing the listening sockets (SO_REUSEPORT). "
+        "One Python process saturates one core.",
+    )
+
+
+class HttpSettings(_Section):
+    """The HTTP API, tracking and unsubscribe endpoints."""
+
+    listen: str = Field("127.0.0.1:8025", description="host:port of the HTTP server.")
+    public_url: str | None = Field(
+        None,
+        description="Base URL that recipients reach (tracking, unsubscribe). "
+        "Defaults to http://<listen>.",
+    )
+
+
+class StorageSettings(_Section):
+    """The queue and everything else Postroom keeps."""
+
+    url: str | None = Field(
+        None,
+        description="sqlite:///PATH or postgresql://user@host:port/db. Default: "
+        "sqlite:///<data_dir>/postroom.db (WAL, synchronous=FULL).",
+    )
+
+
+class RouteSettings(_Section):
+    """A static route or smarthost for a domain (or `*`). Routes win over DNS."""
+
+    host: str
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    tls: TlsMode = "opportunistic"
+    verify: bool = False
+
+
+class DeliverySettings(_Section):
+    """Outbound delivery to recipients' mail servers."""
+
+    enabled: bool = Field(True, description="Run delivery workers inside `postroom serve`.")
+    nameservers: list[str] = Field(
+        default_factory=list,
+        description="DNS servers for MX lookups, as host or host:port. Empty: the system's.",
+    )
+    routes: dict[str, str | RouteSettings] = Field(
+        default_factory=dict,
+        description='Domain (or "*") to "host:port", or to a table {host, port, username, '
+        "password, tls, verify} for a smarthost.",
+    )
+    mx_port: int = Field(25, ge=1, le=65535, description="TCP port used for MX hosts.")
+    retry_base_seconds: float = Field(60.0, gt=0, description="Wait before the first retry.")
+    retry_max_seconds: float = Field(7200.0, gt=0, description="Longest wait between retries.")
+    expire_seconds: float = Field(
+        432000.0, gt=0, description="Give up (failed) this long after acceptance."
+    )
+    max_connections: int = Field(100, ge=1, description="Outbound connections in total.")
+    max_connections_per_host: int = Field(
+        10, ge=1, description="Outbound connections to one destination host."
+    )
+    max_messages_per_connection: int = Field(
+        100, ge=1, description="Messages sent over one connection before it is closed."
+    )
+    tls: TlsMode = Field("opportunistic", description="STARTTLS policy: off, opportunistic, required.")
+    lease_seconds: float = Field(
+        300.0, gt=0, description="How long a claimed recipient stays leased to one worker."
+    )
+    helo_name: str | None = Field(None, description="Name sent in EHLO. Default: smtp.hostname.")
+
+    @field_validator("nameservers", mode="before")
+    @classmethod
+    def _split_nameservers(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="POSTROOM_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    data_dir: Path = Field(Path("data"), description="Where the SQLite store and dev TLS live.")
+    smtp: SmtpSettings = Field(default_factory=SmtpSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    storage: StorageSettings = Field(default_factory=StorageSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if _CONFIG_FILE is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=_CONFIG_FILE))
+        return tuple(sources)
+
+    @property
+    def storage_url(self) -> str:
+        """The effective store URL (the default lives under data_dir)."""
+        return self.storage.url or f"sqlite:///{self.data_dir / 'postroom.db'}"
+
+
+_CONFIG_FILE: Path | None = None
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing or invalid (message is user-facing)."""
+
+
+def load_settings(config_path: str | os.PathLike[str] | None = None) -> Settings:
+    """Read settings from `config_path` (or $POSTROOM_CONFIG) plus the environment."""
+    global _CONFIG_FILE
+    path = config_path or os.environ.get("POSTROOM_CONFIG") or None
+    if path is not None and not Path(path).is_file():
+        raise ConfigError(f"configuration file not found: {path}")
+    _CONFIG_FILE = Path(path) if path else None
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}") from None
+    finally:
+        _CONFIG_FILE = None

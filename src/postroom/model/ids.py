@@ -1,0 +1,25 @@
+"""Identifiers: time-ordered, URL-safe, unique across processes and nodes.
+
+A message id is 26 characters of lowercase Crockford base32: 48 bits of milliseconds since the
+epoch followed by 80 random bits (the ULID layout). Sorting ids sorts by creation time, which the
+store uses for cursor pagination, and the same id names the message in SMTP replies, the API,
+the CLI and the logs.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+_ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+
+
+def new_id(now_ms: int | None = None) -> str:
+    """Return a new 26-character id (ULID layout, lowercase)."""
+    ms = int(time.time() * 1000) if now_ms is None else now_ms
+    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_ALPHABET[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
