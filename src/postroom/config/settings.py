@@ -115,12 +115,12 @@ class StorageSettings(_Section):
 class RouteSettings(_Section):
     """A static route or smarthost for a domain (or `*`). Routes win over DNS."""
 
-    host: str
-    port: int = 25
-    username: str | None = None
-    password: str | None = None
-    tls: TlsMode = "opportunistic"
-    verify: bool = False
+    host: str = Field(description="Host name or IP address of the relay.")
+    port: int = Field(25, ge=1, le=65535, description="TCP port.")
+    username: str | None = Field(None, description="AUTH user name (smarthost).")
+    password: str | None = Field(None, description="AUTH password (never logged).")
+    tls: TlsMode = Field("opportunistic", description="STARTTLS: off, opportunistic, required.")
+    verify: bool = Field(False, description="Verify the relay's certificate and name.")
 
 
 class DeliverySettings(_Section):

@@ -133,4 +133,4 @@ def sender_not_allowed(address: str, reason: str = "not allowed for this account
 
 
 def queued(message_id: str) -> Reply:
-    return reply(250, "2.6.0", f"Message queued as {message_id}")
+    return reply(250, "2.6.0", f"Message queued as <{message_id}>")

@@ -1,0 +1,1 @@
+"""Management service layer shared by the CLI and the HTTP admin endpoints."""

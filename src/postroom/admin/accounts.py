@@ -1,0 +1,80 @@
+"""Accounts and API keys: validation in one place for the CLI and the admin API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from postroom.model import Account, ApiKey
+from postroom.smtp.commands import is_valid_mailbox
+from postroom.submission.checks import validate_networks
+from postroom.submission.keys import generate_key
+
+SCOPES = ("send", "read", "admin")
+
+
+def _domain_ok(domain: str) -> bool:
+    return is_valid_mailbox(f"x@{domain}")
+
+
+def create_account(
+    store: Any,
+    name: str,
+    *,
+    sender_domains: list[str],
+    sender_addresses: list[str],
+    bounce_address: str | None = None,
+    daily_limit: int | None = None,
+    allow_ips: list[str] | None = None,
+    trusted_networks: list[str] | None = None,
+) -> Account:
+    """Validate then create; raises ValueError with a user-facing message."""
+    if not name or len(name) > 100:
+        raise ValueError("account name must be 1 to 100 characters")
+    domains = [d.strip().lower().rstrip(".") for d in sender_domains]
+    for d in domains:
+        if not _domain_ok(d):
+            raise ValueError(f"not a domain: {d!r}")
+    for a in [*sender_addresses, *([bounce_address] if bounce_address else [])]:
+        if not is_valid_mailbox(a):
+            raise ValueError(f"not an email address: {a!r}")
+    if not domains and not sender_addresses:
+        raise ValueError("an account needs at least one --sender-domain or --sender-address")
+    if daily_limit is not None and daily_limit < 1:
+        raise ValueError("daily limit must be positive")
+    return store.create_account(
+        name,
+        sender_domains=tuple(domains),
+        sender_addresses=tuple(sender_addresses),
+        bounce_address=bounce_address,
+        daily_limit=daily_limit,
+        allow_ips=tuple(validate_networks(allow_ips or [])),
+        trusted_networks=tuple(validate_networks(trusted_networks or [])),
+    )
+
+
+def create_key(store: Any, account: str, *, scopes: list[str]) -> tuple[ApiKey, str]:
+    """Return (stored key record, the key itself — to be shown once)."""
+    found = store.get_account(account)
+    if found is None:
+        raise LookupError(f"no account {account!r}")
+    bad = [s for s in scopes if s not in SCOPES]
+    if bad:
+        raise ValueError(f"unknown scope {bad[0]!r} (choose from {', '.join(SCOPES)})")
+    key, key_hash, prefix = generate_key()
+    record = store.create_api_key(found.id, key_hash=key_hash, prefix=prefix, scopes=tuple(scopes))
+    return record, key
+
+
+def bootstrap(store: Any, hostname: str) -> tuple[Account, str] | None:
+    """On an empty store, create a first account and key so `serve` is usable at once."""
+    if store.count_accounts():
+        return None
+    account = create_account(
+        store,
+        "default",
+        sender_domains=["example.com"],
+        sender_addresses=[],
+        trusted_networks=[],
+    )
+    _, key = create_key(store, account.id, scopes=["send", "read", "admin"])
+    return account, key

@@ -1,0 +1,1 @@
+"""HTTP ingress and read side (FastAPI)."""

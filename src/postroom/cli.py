@@ -1,0 +1,258 @@
+"""The `postroom` command (Typer). Every command takes `--config PATH` (or $POSTROOM_CONFIG).
+
+Commands print human text by default and JSON with `--json`; errors go to stderr with exit code 2
+(bad arguments) or 1 (the operation failed), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from postroom.config.settings import ConfigError, Settings, load_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Postroom: a self-hosted SMTP API.")
+accounts_app = typer.Typer(no_args_is_help=True, help="Sending accounts.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (SMTP password / HTTP bearer).")
+messages_app = typer.Typer(no_args_is_help=True, help="Queued messages and their recipients.")
+config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(messages_app, name="messages")
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration file (default: $POSTROOM_CONFIG)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def settings_from(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def open_store(settings: Settings) -> Any:
+    from postroom.store.api import Store
+
+    try:
+        return Store.open(settings.storage_url)
+    except Exception as exc:  # a bad URL or an unreachable database: say so plainly
+        raise fail(f"cannot open the store at {redact(settings.storage_url)}: {exc}") from None
+
+
+def redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return url
+
+
+def to_jsonable(value: Any) -> Any:
+    if hasattr(value, "__dataclass_fields__"):
+        return to_jsonable(asdict(value))
+    if isinstance(value, dict):
+        return {k: to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, bytes):
+        return None
+    return value
+
+
+def echo_json(value: Any) -> None:
+    typer.echo(json.dumps(to_jsonable(value), indent=2, sort_keys=True))
+
+
+@app.command()
+def serve(config: ConfigOpt = None) -> None:
+    """Run the SMTP listeners, the HTTP API and the delivery workers."""
+    from postroom.runtime import run_server
+
+    settings = settings_from(config)
+    try:
+        run_server(settings)
+    except OSError as exc:
+        raise fail(f"cannot start: {exc}") from None
+
+
+@accounts_app.command("create")
+def accounts_create(
+    name: Annotated[str, typer.Argument(help="Account name (unique).")],
+    sender_domain: Annotated[list[str] | None, typer.Option("--sender-domain")] = None,
+    sender_address: Annotated[list[str] | None, typer.Option("--sender-address")] = None,
+    bounce_address: Annotated[str | None, typer.Option("--bounce-address")] = None,
+    daily_limit: Annotated[int | None, typer.Option("--daily-limit", min=1)] = None,
+    allow_ip: Annotated[list[str] | None, typer.Option("--allow-ip", help="CIDR")] = None,
+    trusted_network: Annotated[
+        list[str] | None,
+        typer.Option("--trusted-network", help="CIDR whose clients submit without AUTH."),
+    ] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a sending account."""
+    from postroom.admin import accounts
+    from postroom.store.errors import AlreadyExists
+
+    store = open_store(settings_from(config))
+    try:
+        account = accounts.create_account(
+            store, name, sender_domains=sender_domain or [], sender_addresses=sender_address or [],
+            bounce_address=bounce_address, daily_limit=daily_limit, allow_ips=allow_ip or [],
+            trusted_networks=trusted_network or [],
+        )
+    except AlreadyExists:
+        raise fail(f"account {name!r} already exists") from None
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    if as_json:
+        echo_json(account)
+    else:
+        typer.echo(f"account {account.name} created (id {account.id})")
+
+
+@accounts_app.command("list")
+def accounts_list(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
+    """List accounts."""
+    rows = open_store(settings_from(config)).list_accounts()
+    if as_json:
+        echo_json(rows)
+        return
+    for a in rows:
+        typer.echo(f"{a.id}  {a.name}  domains={','.join(a.sender_domains)}")
+
+
+@keys_app.command("create")
+def keys_create(
+    account: Annotated[str, typer.Option("--account", help="Account name or id.")],
+    scope: Annotated[list[str] | None, typer.Option("--scope", help="send, read, admin")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key; it is printed once and only its hash is kept."""
+    from postroom.admin import accounts
+
+    store = open_store(settings_from(config))
+    try:
+        api_key, key = accounts.create_key(store, account, scopes=scope or ["send", "read"])
+    except LookupError as exc:
+        raise fail(str(exc), 2) from None
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    if as_json:
+        echo_json({"key": key, "id": api_key.id, "prefix": api_key.prefix,
+                   "account_id": api_key.account_id, "scopes": list(api_key.scopes)})
+    else:
+        typer.echo(f"API key for {account} (shown once, store it now):\n{key}")
+
+
+@keys_app.command("list")
+def keys_list(
+    account: Annotated[str | None, typer.Option("--account")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List API keys (prefixes only)."""
+    store = open_store(settings_from(config))
+    account_id = None
+    if account is not None:
+        found = store.get_account(account)
+        if found is None:
+            raise fail(f"no account {account!r}", 2)
+        account_id = found.id
+    rows = store.list_api_keys(account_id)
+    if as_json:
+        echo_json(rows)
+        return
+    for k in rows:
+        state = "revoked" if k.revoked_at else "active"
+        typer.echo(f"{k.id}  {k.prefix}…  account={k.account_id}  {','.join(k.scopes)}  {state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="Key id or prefix.")], config: ConfigOpt = None
+) -> None:
+    """Revoke an API key."""
+    if not open_store(settings_from(config)).revoke_api_key(key_id):
+        raise fail(f"no active key {key_id!r}", 1)
+    typer.echo(f"key {key_id} revoked")
+
+
+@messages_app.command("show")
+def messages_show(
+    message_id: Annotated[str, typer.Argument(help="Message id.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one message: envelope, recipients with their status, and its event history."""
+    store = open_store(settings_from(config))
+    record = store.get_message(message_id)
+    if record is None:
+        raise fail(f"no message {message_id!r}", 1)
+    events = store.list_events(message_id)
+    if as_json:
+        data = to_jsonable(record)
+        data["events"] = to_jsonable(events)
+        typer.echo(json.dumps(data, indent=2, sort_keys=True))
+        return
+    typer.echo(f"message {record.id}  ({record.size} bytes, via {record.source} "
+               f"from {record.client_ip}, {record.created_at.isoformat()})")
+    typer.echo(f"  from     <{record.mail_from}>   header From: {record.header_from}")
+    typer.echo(f"  subject  {record.subject}")
+    for r in record.recipients:
+        typer.echo(f"  to       <{r.address}>  {r.status.value}  attempts={r.attempts}"
+                   + (f"  {r.last_reply}" if r.last_reply else ""))
+    for e in events:
+        extra = " ".join(x for x in (e.remote_host or "", e.reply or "") if x)
+        typer.echo(f"  {e.at.isoformat()}  {e.type.value:<12} {e.recipient or ''}  {extra}")
+
+
+@messages_app.command("list")
+def messages_list(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000)] = 50,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List recent messages, newest first."""
+    rows = open_store(settings_from(config)).list_messages(limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
+    for m in rows:
+        statuses = ",".join(f"{r.address}:{r.status.value}" for r in m.recipients)
+        typer.echo(f"{m.id}  <{m.mail_from}>  {statuses}  {m.subject[:40]}")
+
+
+@config_app.command("reference")
+def config_reference() -> None:
+    """Print docs/CONFIGURATION.md (generated from the settings model)."""
+    from postroom.config.reference import render
+
+    sys.stdout.write(render())
+
+
+def main() -> None:
+    app()

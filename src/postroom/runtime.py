@@ -1,0 +1,172 @@
+"""Composition root: the only module that sees every package. Builds settings, store, listeners,
+the HTTP app and delivery workers, and wires the SMTP server's handler port to submission.
+
+Process model: the parent prepares (migrations, dev certificate, first key) and runs everything;
+with `[smtp] processes = N` it also starts N-1 ingress-only children that share the listening
+sockets through SO_REUSEPORT. All of them coordinate only through the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from postroom.config.settings import Settings
+from postroom.smtp.server import ConnectionLimiter, ListenerConfig, ServerOptions, start_listeners
+from postroom.smtp.tls import ensure_dev_certificate, server_context
+from postroom.submission.service import SubmissionService
+from postroom.submission.throttle import AuthThrottle
+
+log = logging.getLogger("postroom")
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+def split_hostport(value: str, default_port: int = 25) -> tuple[str, int]:
+    """'host:port', '[v6]:port' or 'host' → (host, port)."""
+    value = value.strip()
+    if value.startswith("["):
+        host, _, rest = value[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default_port
+    if value.count(":") == 1:
+        host, port = value.split(":")
+        return host or "0.0.0.0", int(port)
+    return value, default_port
+
+
+def listener_configs(settings: Settings) -> list[ListenerConfig]:
+    s = settings.smtp
+    out = []
+    for name, addr, implicit, require in (
+        ("plain", s.listen_plain, False, False),
+        ("implicit_tls", s.listen_implicit_tls, True, False),
+        ("starttls", s.listen_starttls, False, not s.allow_plaintext_auth),
+    ):
+        if addr:
+            host, port = split_hostport(addr)
+            out.append(ListenerConfig(name, host, port, implicit_tls=implicit, require_tls=require))
+    return out
+
+
+def tls_files(settings: Settings) -> tuple[Path, Path]:
+    if settings.smtp.tls_cert and settings.smtp.tls_key:
+        return Path(settings.smtp.tls_cert), Path(settings.smtp.tls_key)
+    return ensure_dev_certificate(settings.data_dir, settings.smtp.hostname)
+
+
+def configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s",
+    )
+
+
+def run_server(settings: Settings) -> None:
+    """`postroom serve`: prepare, then run until SIGTERM/SIGINT."""
+    from postroom.admin.accounts import bootstrap
+    from postroom.store.api import Store
+
+    configure_logging()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    cert, key = tls_files(settings)
+    store = Store.open(settings.storage_url)
+    first = bootstrap(store, settings.smtp.hostname)
+    if first is not None:
+        account, api_key = first
+        print(
+            f"Created account '{account.name}' (sender domain example.com) and its first API key "
+            f"(shown once):\n  {api_key}\nSMTP: user 'apikey', password = the key. "
+            "Add your own sender domains with `postroom accounts create`.",
+            flush=True,
+        )
+    children = []
+    ctx = multiprocessing.get_context("spawn")
+    for _ in range(settings.smtp.processes - 1):
+        p = ctx.Process(target=_ingress_child, args=(settings.model_dump(mode="json"),), daemon=True)
+        p.start()
+        children.append(p)
+    try:
+        asyncio.run(_serve(settings, store, cert, key, full=True))
+    finally:
+        for p in children:
+            p.terminate()
+        for p in children:
+            p.join(5)
+        store.close()
+
+
+def _ingress_child(dumped: dict[str, Any]) -> None:
+    from postroom.store.api import Store
+
+    configure_logging()
+    settings = Settings(**dumped)
+    cert, key = tls_files(settings)
+    store = Store(settings.storage_url)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(settings, store, cert, key, full=False))
+    store.close()
+
+
+async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full: bool) -> None:
+    s = settings.smtp
+    opts = ServerOptions(
+        hostname=s.hostname,
+        max_message_size=s.max_message_size,
+        max_recipients=s.max_recipients,
+        allow_plaintext_auth=s.allow_plaintext_auth,
+        idle_timeout=s.idle_timeout,
+        data_timeout=s.data_timeout,
+        ssl_context=server_context(cert, key),
+        limiter=ConnectionLimiter(s.max_connections, s.max_connections_per_ip),
+    )
+    service = SubmissionService(
+        store, hostname=s.hostname,
+        throttle=AuthThrottle(s.auth_failure_limit, s.auth_failure_window),
+    )
+    reuse_port = s.processes > 1
+    servers = await start_listeners(opts, listener_configs(settings), lambda: service,
+                                    reuse_port=reuse_port)
+    background: list[asyncio.Task[Any]] = []
+    if full:
+        for lc in listener_configs(settings):
+            log.info("smtp %s listening on %s:%d", lc.name, lc.host, lc.port)
+        background += await _start_extras(settings, store)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print("postroom ready", flush=True) if full else None
+    await stop.wait()
+    log.info("shutting down")
+    for server in servers:
+        server.close()
+    for task in background:
+        task.cancel()
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(
+            asyncio.gather(*(srv.wait_closed() for srv in servers), *background,
+                           return_exceptions=True),
+            SHUTDOWN_GRACE_SECONDS,
+        )
+
+
+async def _start_extras(settings: Settings, store: Any) -> list[asyncio.Task[Any]]:
+    """The HTTP server (and, once wired, delivery workers) run beside the ingress."""
+    import uvicorn
+
+    from postroom.api.app import create_app
+
+    host, port = split_hostport(settings.http.listen, 8025)
+    config = uvicorn.Config(
+        create_app(settings, store), host=host, port=port, log_level="warning",
+        lifespan="off", access_log=False,
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    log.info("http listening on %s:%d", host, port)
+    return [asyncio.get_running_loop().create_task(server.serve())]

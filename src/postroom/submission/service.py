@@ -1,0 +1,178 @@
+"""The submission step shared by SMTP and HTTP: authorize, check, build the record, enqueue.
+
+`SubmissionService` is the SMTP server's `SubmissionHandler`: each method returns the reply for
+one command. A 250 for DATA is returned only after `Store.enqueue` has committed the message and
+all its recipients (group commit, fsync'd); any failure on the way answers 4xx and the client
+keeps the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from postroom.model import Account, NewMessage, new_id
+from postroom.smtp import replies as R
+from postroom.smtp.commands import Path
+from postroom.smtp.replies import Reply, reply
+from postroom.smtp.server import Session
+from postroom.store.errors import StorageFull
+from postroom.submission import checks
+from postroom.submission.keys import hash_key
+from postroom.submission.message import missing_headers, parse_headers
+from postroom.submission.throttle import AuthThrottle
+
+log = logging.getLogger("postroom.submission")
+
+R550_NULL_SENDER = reply(550, "5.7.1", "Sender <> not allowed for submission")
+R451_DAILY_LIMIT = reply(451, "4.7.1", "Daily sending limit reached for this account")
+R535_CLIENT_IP = reply(535, "5.7.8", "Authentication not allowed from this client address")
+R535_SCOPE = reply(535, "5.7.8", "This API key may not send mail")
+
+
+class AccountCache:
+    """Accounts rarely change; trusted-network lookups read them from memory for `ttl` seconds."""
+
+    def __init__(self, store: Any, ttl: float = 2.0) -> None:
+        self.store, self.ttl = store, ttl
+        self._accounts: list[Account] = []
+        self._loaded = float("-inf")
+
+    async def accounts(self) -> list[Account]:
+        if time.monotonic() - self._loaded > self.ttl:
+            self._accounts = await asyncio.to_thread(self.store.list_accounts)
+            self._loaded = time.monotonic()
+        return self._accounts
+
+    async def trusted_account(self, ip: str) -> Account | None:
+        for account in await self.accounts():
+            if checks.trusted_from(account, ip):
+                return account
+        return None
+
+
+class SubmissionService:
+    """Policy for one Postroom process; one instance serves every SMTP connection."""
+
+    def __init__(self, store: Any, *, hostname: str, throttle: AuthThrottle) -> None:
+        self.store = store
+        self.hostname = hostname
+        self.throttle = throttle
+        self.accounts = AccountCache(store)
+
+    # --- SMTP handler --------------------------------------------------------------------------
+    async def connection_opened(self, session: Session) -> None:
+        account = await self.accounts.trusted_account(session.peer_ip)
+        if account is not None:
+            session.identity = account
+            session.state["trusted"] = True
+
+    async def authenticate(self, session: Session, username: str, password: str) -> Reply:
+        ip = session.peer_ip
+        if self.throttle.blocked(ip):
+            await asyncio.sleep(1.0)
+            return R.R454_AUTH_THROTTLED
+        found = await asyncio.to_thread(self.store.find_api_key, hash_key(password))
+        verdict: Reply | None = None
+        if found is None or not checks.username_accepted(found[1], username):
+            verdict = R.R535_AUTH_FAILED
+        elif checks.ip_allowed(found[1], ip) is not None:
+            verdict = R535_CLIENT_IP
+        elif "send" not in found[0].scopes:
+            verdict = R535_SCOPE
+        if verdict is not None:
+            pause = self.throttle.record_failure(ip)
+            if pause:
+                await asyncio.sleep(pause)
+            log.info("auth failed from %s (user %r)", ip, username[:64])
+            return verdict
+        self.throttle.record_success(ip)
+        assert found is not None
+        session.identity = found[1]
+        session.state["key_id"] = found[0].id
+        return R.R235_AUTH_OK
+
+    async def mail_from(self, session: Session, path: Path) -> Reply:
+        account: Account | None = session.identity
+        if account is None:
+            return R.R530_AUTH_REQUIRED
+        if not path.address:
+            return R550_NULL_SENDER
+        reason = checks.sender_allowed(account, path.address)
+        if reason:
+            return R.sender_not_allowed(path.address, reason)
+        if account.daily_limit is not None and await self._over_daily_limit(account):
+            return R451_DAILY_LIMIT
+        return R.sender_ok(path.address)
+
+    async def rcpt_to(self, session: Session, path: Path) -> Reply:
+        account: Account = session.identity
+        suppressed = await asyncio.to_thread(
+            self.store.suppressed_among, account.id, [path.address]
+        )
+        if suppressed:
+            return R.recipient_not_allowed(path.address)
+        return R.recipient_ok(path.address)
+
+    async def message(self, session: Session, body: IO[bytes], size: int) -> Reply:
+        account: Account = session.identity
+        assert session.mail_from is not None
+        raw = body.read()
+        parsed = parse_headers(raw[:65536] if len(raw) > 65536 else raw)
+        problem = self._header_from_problem(account, parsed.header_from, parsed.from_count,
+                                            session.mail_from)
+        if problem is not None:
+            return problem
+        if account.daily_limit is not None and await self._over_daily_limit(account):
+            return R451_DAILY_LIMIT
+        message_id = new_id()
+        extra, mid = missing_headers(parsed, message_id, self.hostname)
+        record = NewMessage(
+            id=message_id,
+            account_id=account.id,
+            mail_from=session.mail_from,
+            recipients=tuple(session.recipients),
+            raw=extra + raw if extra else raw,
+            header_from=parsed.header_from,
+            subject=parsed.subject,
+            message_id_header=mid,
+            source="smtp",
+            client_ip=session.peer_ip,
+            options={},
+        )
+        return await self.enqueue(record)
+
+    # --- shared with the HTTP API --------------------------------------------------------------
+    async def enqueue(self, record: NewMessage) -> Reply:
+        """Commit the record durably; the reply says whether the client may forget the message."""
+        try:
+            await self.store.enqueue(record)
+        except StorageFull:
+            log.error("store full: refused message from %s", record.client_ip)
+            return R.R452_STORAGE
+        except Exception:
+            log.exception("enqueue failed for message from %s", record.client_ip)
+            return R.R451_INTERNAL
+        return R.queued(record.id)
+
+    # --- helpers -------------------------------------------------------------------------------
+    def _header_from_problem(
+        self, account: Account, header_from: str, count: int, envelope_from: str
+    ) -> Reply | None:
+        if count != 1 or not header_from:
+            return reply(550, "5.7.1", "Message must have exactly one From header address")
+        reason = checks.sender_allowed(account, header_from)
+        if reason:
+            return reply(550, "5.7.1", f"Header From <{header_from}> {reason}")
+        reason = checks.aligned(header_from, envelope_from)
+        if reason:
+            return reply(550, "5.7.1", reason[0].upper() + reason[1:])
+        return None
+
+    async def _over_daily_limit(self, account: Account) -> bool:
+        day = datetime.now(UTC).strftime("%Y-%m-%d")
+        count = await asyncio.to_thread(self.store.daily_count, account.id, day)
+        return account.daily_limit is not None and count >= account.daily_limit
