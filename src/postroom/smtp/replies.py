@@ -44,7 +44,7 @@ class Reply:
         out = []
         for i, line in enumerate(lines):
             sep = " " if i == len(lines) - 1 else "-"
-            out.append(f"{self.code}{sep}{prefix}{line}".rstrip(" ") + "\r\n")
+            out.append(f"{self.code}{sep}{prefix}{line}\r\n")  # "334 " keeps its SP (RFC 4954)
         return "".join(out).encode("utf-8", "replace")
 
     def __str__(self) -> str:
