@@ -1,0 +1,128 @@
+"""Engines and transactions: the dialect-specific plumbing, kept out of every query module.
+
+`Database.read()` and `Database.write()` are the only ways the store touches a connection.
+Both translate driver errors into `store.errors`. On SQLite, `write()` starts the transaction
+with `BEGIN IMMEDIATE`: the write lock is taken up front, so two processes sharing the file
+queue on `busy_timeout` instead of failing with SQLITE_BUSY when a read transaction tries to
+upgrade to a write one (which SQLite cannot wait for). Reads use a plain deferred `BEGIN`,
+which in WAL mode never blocks on writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import URL, Connection, Engine, Table, create_engine, event, make_url
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+
+from postroom.store.errors import translated
+
+BUSY_TIMEOUT_MS = 30_000
+_WRITE = "postroom_write"
+
+#: PRAGMAs run on every new SQLite connection. busy_timeout comes first so that switching to
+#: WAL waits for a concurrent process instead of failing. synchronous=FULL fsyncs the WAL on
+#: every commit: an acknowledged message survives power loss, which is the point of the queue.
+SQLITE_PRAGMAS = (
+    f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}",
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+)
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Map configuration URLs to SQLAlchemy ones: postgresql:// uses psycopg 3."""
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        if parsed.database in (None, "", ":memory:") or (parsed.database or "").startswith(
+            "file::memory:"
+        ):
+            raise ValueError("in-memory SQLite is not supported: the queue must be durable")
+        return parsed.set(drivername="sqlite+pysqlite")
+    raise ValueError(f"unsupported store URL {parsed.render_as_string()!r}: "
+                     "use sqlite:///PATH or postgresql://user@host:port/db")
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take transaction control away from the sqlite3 module; `_sqlite_begin` issues BEGIN.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(pragma)
+    finally:
+        cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(_WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def make_engine(url: str | URL) -> Engine:
+    """Create a pooled engine with the settings the store relies on."""
+    sa_url = normalize_url(url)
+    if sa_url.get_backend_name() == "sqlite":
+        path = Path(sa_url.database or "").expanduser()
+        path.resolve().parent.mkdir(parents=True, exist_ok=True)
+        sa_url = sa_url.set(database=str(path))
+        engine = create_engine(
+            sa_url,
+            pool_size=8,
+            max_overflow=32,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(
+        sa_url,
+        pool_size=8,
+        max_overflow=32,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 10},
+    )
+
+
+class Database:
+    """One engine plus read/write transaction helpers; thread-safe (the pool is)."""
+
+    def __init__(self, url: str | URL) -> None:
+        self.engine = make_engine(url)
+        self.dialect: str = self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A read-only transaction (deferred BEGIN on SQLite)."""
+        with translated(), self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction, committed on normal exit (BEGIN IMMEDIATE on SQLite)."""
+        with translated(), self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def insert(self, table: Table) -> Any:
+        """A dialect-specific INSERT that supports `on_conflict_do_*` on both backends."""
+        if self.is_sqlite:
+            return sqlite_dialect.insert(table)
+        return pg_dialect.insert(table)
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,174 @@
+"""The schema of record: every table the store owns, as SQLAlchemy Core metadata.
+
+Migrations in `store/migrations/versions/` must produce exactly this (a test compares them with
+Alembic's autogenerate on SQLite and PostgreSQL). Change this file and add a migration together.
+
+Notes on choices:
+- Times use `UTCDateTime`: callers always get timezone-aware UTC datetimes back, although
+  SQLite stores naive text. Because every stored value is naive UTC in one fixed format, string
+  comparison on SQLite orders the same way as time, so `next_attempt_at <= :now` works.
+- Foreign keys exist only where a dangling row would be a bug in the store itself
+  (`api_keys.account_id`, `recipients.message_id`); messages, events, usage and suppressions
+  name an account or message by id without a constraint, so that events about unknown
+  messages (tracking hits) and tests of other stages need no setup rows.
+- `recipients.next_attempt_at` is always set for pending rows (acceptance time for `queued`),
+  because PostgreSQL and SQLite sort NULLs differently and the claim query orders by it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+ID = 26  # length of postroom.model.new_id()
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out; naive UTC on SQLite, timestamptz on PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass a timezone-aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if isinstance(value, str):  # raw text from SQLite in a textual query
+            value = datetime.fromisoformat(value)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("sender_domains", JSON, nullable=False),
+    Column("sender_addresses", JSON, nullable=False),
+    Column("bounce_address", String(320)),
+    Column("daily_limit", Integer),
+    Column("allow_ips", JSON, nullable=False),
+    Column("trusted_networks", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("account_id", String(ID), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("key_hash", String(200), nullable=False, unique=True),
+    Column("prefix", String(64), nullable=False, index=True),
+    Column("scopes", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("revoked_at", UTCDateTime),
+)
+
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("account_id", String(ID), nullable=False),
+    Column("address", String(320), nullable=False),  # lowercased
+    Column("reason", String(200), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    PrimaryKeyConstraint("account_id", "address"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(ID), primary_key=True),
+    Column("account_id", String(ID), nullable=False),
+    Column("mail_from", String(320), nullable=False),
+    Column("header_from", Text, nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("message_id_header", Text, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("raw", LargeBinary, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("client_ip", String(64), nullable=False),
+    Column("options", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("not_before", UTCDateTime),
+    Index(None, "account_id", "id"),
+)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("message_id", String(ID), ForeignKey("messages.id", ondelete="CASCADE"),
+           nullable=False, index=True),
+    Column("address", String(320), nullable=False),
+    Column("domain", String(255), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime),
+    Column("lease_owner", String(200), index=True),
+    Column("lease_until", UTCDateTime),
+    Column("last_reply", Text),
+    Column("remote_host", String(255)),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Index(None, "status", "next_attempt_at"),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("type", String(32), nullable=False),
+    Column("message_id", String(ID), index=True),
+    Column("recipient", String(320)),
+    Column("at", UTCDateTime, nullable=False, index=True),
+    Column("attempt", Integer),
+    Column("remote_host", String(255)),
+    Column("reply", Text),
+    Column("data", JSON, nullable=False),
+)
+
+account_usage = Table(
+    "account_usage",
+    metadata,
+    Column("account_id", String(ID), nullable=False),
+    Column("day", String(10), nullable=False),  # YYYY-MM-DD, UTC
+    Column("count", Integer, nullable=False),
+    PrimaryKeyConstraint("account_id", "day"),
+)
