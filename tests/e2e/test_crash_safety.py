@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.support.databases import postgres_url_or_skip
-from tests.support.server import RunningServer, make_server
+
+from support.databases import postgres_url_or_skip
+from support.server import RunningServer, make_server
 
 pytestmark = pytest.mark.slow
 

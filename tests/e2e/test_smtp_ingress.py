@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.server import RunningServer, make_server
+
+from support.server import RunningServer, make_server
 
 pytestmark = pytest.mark.slow
 

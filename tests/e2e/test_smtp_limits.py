@@ -7,7 +7,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from tests.support.server import RunningServer, make_server
+
+from support.server import RunningServer, make_server
 
 pytestmark = pytest.mark.slow
 

@@ -164,7 +164,7 @@ def test_oversized_message_is_read_to_the_end_then_refused() -> None:
 
 def test_bare_lf_dot_does_not_end_the_message() -> None:
     msg = b"EHLO x\r\nMAIL FROM:<a@b.co>\r\nRCPT TO:<c@d.co>\r\nDATA\r\nA\n.\nMAIL FROM:<e@f.co>\r\n.\r\n"
-    out, events, data = drive(new(), [msg])
+    _out, events, data = drive(new(), [msg])
     assert data == b"A\n.\nMAIL FROM:<e@f.co>\r\n"
     assert sum(isinstance(e, Mail) for e in events) == 1
 
@@ -174,7 +174,7 @@ def test_auth_plain_and_login() -> None:
 
     plain = base64.b64encode(b"\x00apikey\x00key")
     conn = new(tls_active=True)
-    out, events, _ = drive(conn, [b"EHLO x\r\nAUTH PLAIN " + plain + b"\r\n"])
+    out, _events, _ = drive(conn, [b"EHLO x\r\nAUTH PLAIN " + plain + b"\r\n"])
     assert b"235 2.7.0 Authentication successful" in out and conn.authenticated
     conn = new(tls_active=True)
     out, _, _ = drive(conn, [b"EHLO x\r\nAUTH LOGIN\r\n", base64.b64encode(b"apikey") + b"\r\n",
