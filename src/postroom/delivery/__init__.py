@@ -1,0 +1,1 @@
+"""Outbound delivery: DNS, routing, retry policy, reply classification and DSNs."""

@@ -1,0 +1,111 @@
+"""Where to connect for a recipient domain: a configured route (smarthost) or the domain's MX.
+
+Routes come from `[delivery] routes` and win over DNS, so a test setup or a relay provider can
+take all mail without touching DNS. Each `Destination` carries a `key` that names the connection
+pool it may share: two routes to the same relay with different credentials must not share one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from postroom.config.settings import DeliverySettings, RouteSettings, TlsMode
+from postroom.delivery.dns import MxResult
+
+__all__ = ["Destination", "MxResolver", "Router", "parse_host_port"]
+
+
+class MxResolver(Protocol):
+    async def resolve_mx(self, domain: str) -> MxResult: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """One place to try, in order. `host` is a name or an IP address."""
+
+    host: str
+    port: int
+    tls: TlsMode
+    verify: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    source: Literal["route", "mx"] = "mx"
+    preference: int = 0
+
+    @property
+    def key(self) -> str:
+        """Connection-pool key: "mx:host:port" or "route:host:port[:username]"."""
+        base = f"{self.source}:{self.host}:{self.port}"
+        return f"{base}:{self.username}" if self.username else base
+
+
+def parse_host_port(value: str, default_port: int = 25) -> tuple[str, int]:
+    """ "host", "host:port" or "[v6]:port" -> (host, port). Raises ValueError when malformed."""
+    value = value.strip()
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad host:port {value!r}")
+        port_text = rest[1:] if rest else ""
+    elif value.count(":") == 1:
+        host, _, port_text = value.partition(":")
+    else:
+        host, port_text = value, ""
+    if not host:
+        raise ValueError(f"bad host:port {value!r}")
+    port = int(port_text) if port_text else default_port
+    if not 1 <= port <= 65535:
+        raise ValueError(f"bad port in {value!r}")
+    return host.lower(), port
+
+
+class Router:
+    """Turns a recipient domain into an ordered list of destinations."""
+
+    def __init__(self, settings: DeliverySettings, resolver: MxResolver) -> None:
+        self._settings = settings
+        self._resolver = resolver
+        # Parse once, so a bad route fails at start-up and not on the first message.
+        self._routes: dict[str, Destination] = {
+            domain.strip().rstrip(".").lower(): self._route_destination(value)
+            for domain, value in settings.routes.items()
+        }
+
+    def static_route(self, domain: str) -> Destination | None:
+        """The configured route for `domain`: exact domain first, then "*"."""
+        domain = domain.strip().rstrip(".").lower()
+        return self._routes.get(domain) or self._routes.get("*")
+
+    async def route(self, domain: str) -> list[Destination]:
+        """Destinations to try in order. DNS errors (DnsPermanentError, DnsTemporaryError)
+        propagate: the caller classifies them."""
+        static = self.static_route(domain)
+        if static is not None:
+            return [static]
+        mx = await self._resolver.resolve_mx(domain)
+        return [
+            Destination(
+                host=h.host,
+                port=self._settings.mx_port,
+                tls=self._settings.tls,
+                verify=False,  # no MTA-STS/DANE yet: MX certificates are not checked
+                source="mx",
+                preference=h.preference,
+            )
+            for h in mx.hosts
+        ]
+
+    def _route_destination(self, value: str | RouteSettings) -> Destination:
+        if isinstance(value, str):
+            host, port = parse_host_port(value)
+            return Destination(host=host, port=port, tls=self._settings.tls, source="route")
+        return Destination(
+            host=value.host.strip().lower(),
+            port=value.port,
+            tls=value.tls,
+            verify=value.verify,
+            username=value.username,
+            password=value.password,
+            source="route",
+        )

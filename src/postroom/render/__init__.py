@@ -1,0 +1,1 @@
+"""Turning stored messages into what goes on the wire (DKIM signing)."""
