@@ -9,15 +9,20 @@ the CLI and the logs.
 from __future__ import annotations
 
 import os
+import random
 import time
 
 _ALPHABET = "0123456789abcdefghjkmnpqrstvwxyz"
+# A per-process generator seeded from the OS: ids must be unique, not secret (links that must
+# not be guessable carry their own signatures), and os.urandom per id cost a system call.
+_rng = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _rng.seed(os.urandom(32)))
 
 
 def new_id(now_ms: int | None = None) -> str:
     """Return a new 26-character id (ULID layout, lowercase)."""
     ms = int(time.time() * 1000) if now_ms is None else now_ms
-    value = (ms << 80) | int.from_bytes(os.urandom(10), "big")
+    value = (ms << 80) | _rng.getrandbits(80)
     chars = []
     for _ in range(26):
         chars.append(_ALPHABET[value & 31])

@@ -133,8 +133,7 @@ class SmtpProtocol(asyncio.Protocol):
 
     # --- transport callbacks -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername") or ("", 0)
         self._ip = str(peer[0])
         sock = transport.get_extra_info("socket")
@@ -159,7 +158,7 @@ class SmtpProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.conn.receive_data(data)
-        self._arm_timer()
+        self._last_activity = self._loop.time()
         if self.conn.buffered > READ_PAUSE_LIMIT and not self._paused and self.transport:
             self._paused = True
             self.transport.pause_reading()
@@ -186,12 +185,19 @@ class SmtpProtocol(asyncio.Protocol):
             self._wakeup.set_result(None)
 
     def _arm_timer(self) -> None:
-        if self._timer:
-            self._timer.cancel()
-        timeout = self.opts.data_timeout if self.conn.phase is Phase.DATA else self.opts.idle_timeout
-        self._timer = asyncio.get_running_loop().call_later(timeout, self._on_idle)
+        """One timer per connection, re-armed lazily: reads only stamp `_last_activity`."""
+        self._loop = asyncio.get_running_loop()
+        self._last_activity = self._loop.time()
+        self._timer = self._loop.call_later(self._timeout(), self._on_idle)
+
+    def _timeout(self) -> float:
+        return self.opts.data_timeout if self.conn.phase is Phase.DATA else self.opts.idle_timeout
 
     def _on_idle(self) -> None:
+        left = self._last_activity + self._timeout() - self._loop.time()
+        if left > 0.01:
+            self._timer = self._loop.call_later(left, self._on_idle)
+            return
         if self.transport is not None:
             self._flush()
             self.transport.write(R.R421_IDLE.to_bytes())

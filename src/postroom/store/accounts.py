@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from collections.abc import Iterable, Sequence
 
 from sqlalchemy import func, or_, select
@@ -176,6 +178,18 @@ def suppressed_among(db: Database, account_id: str, addresses: Iterable[str]) ->
                 )
             ).scalars())
     return {spelling for lower in found for spelling in by_lower[lower]}
+
+
+def suppressions_since(
+    db: Database, account_id: str, since: datetime | None
+) -> list[tuple[str, datetime]]:
+    query = select(suppressions.c.address, suppressions.c.created_at).where(
+        suppressions.c.account_id == account_id
+    )
+    if since is not None:
+        query = query.where(suppressions.c.created_at >= since)
+    with db.read() as conn:
+        return [(r[0], r[1]) for r in conn.execute(query)]
 
 
 def list_suppressions(db: Database, account_id: str) -> list[Suppression]:

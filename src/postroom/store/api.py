@@ -143,6 +143,12 @@ class Store:
         """The given spellings whose address is suppressed (compared case-insensitively)."""
         return accounts.suppressed_among(self._db, account_id, addresses)
 
+    def suppressions_since(
+        self, account_id: str, since: datetime | None = None
+    ) -> list[tuple[str, datetime]]:
+        """(lowercased address, created_at) suppressed at or after `since` (all when None)."""
+        return accounts.suppressions_since(self._db, account_id, since)
+
     def list_suppressions(self, account_id: str) -> list[Suppression]:
         return accounts.list_suppressions(self._db, account_id)
 

@@ -108,6 +108,8 @@ suppressions = Table(
     Column("reason", String(200), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     PrimaryKeyConstraint("account_id", "address"),
+    # submission's in-memory suppression cache reads what changed since its last look
+    Index("ix_suppressions_account_created", "account_id", "created_at"),
 )
 
 messages = Table(

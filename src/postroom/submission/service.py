@@ -23,6 +23,7 @@ from postroom.store.errors import StorageFull
 from postroom.submission import checks
 from postroom.submission.keys import hash_key
 from postroom.submission.message import missing_headers, parse_headers
+from postroom.submission.suppressions import SuppressionCache
 from postroom.submission.throttle import AuthThrottle
 
 log = logging.getLogger("postroom.submission")
@@ -62,6 +63,7 @@ class SubmissionService:
         self.hostname = hostname
         self.throttle = throttle
         self.accounts = AccountCache(store)
+        self.suppressions = SuppressionCache(store)
 
     # --- SMTP handler --------------------------------------------------------------------------
     async def connection_opened(self, session: Session) -> None:
@@ -110,10 +112,7 @@ class SubmissionService:
 
     async def rcpt_to(self, session: Session, path: Path) -> Reply:
         account: Account = session.identity
-        suppressed = await asyncio.to_thread(
-            self.store.suppressed_among, account.id, [path.address]
-        )
-        if suppressed:
+        if await self.suppressions.suppressed(account.id, path.address):
             return R.recipient_not_allowed(path.address)
         return R.recipient_ok(path.address)
 
