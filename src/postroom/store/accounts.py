@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from sqlalchemy import func, or_, select
 
