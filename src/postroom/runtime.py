@@ -96,12 +96,14 @@ def run_server(settings: Settings) -> None:
         )
     children = []
     ctx = multiprocessing.get_context("spawn")
+    link = writer_socket(settings) if settings.smtp.processes > 1 and store.dialect == "sqlite" \
+        else None
     for _ in range(settings.smtp.processes - 1):
         p = ctx.Process(target=_ingress_child, args=(settings.model_dump(mode="json"),), daemon=True)
         p.start()
         children.append(p)
     try:
-        asyncio.run(_serve(settings, store, cert, key, full=True))
+        asyncio.run(_serve(settings, store, cert, key, full=True, link=link))
     finally:
         for p in children:
             p.terminate()
@@ -110,20 +112,37 @@ def run_server(settings: Settings) -> None:
         store.close()
 
 
+def writer_socket(settings: Settings) -> Path:
+    return settings.data_dir.resolve() / "writer.sock"
+
+
+def _die_with_parent() -> None:
+    """Linux: an ingress child gets SIGTERM when the parent dies, even by SIGKILL."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def _ingress_child(dumped: dict[str, Any]) -> None:
     from postroom.store.api import Store
+    from postroom.store.writer_link import RemoteEnqueue
 
+    _die_with_parent()
     configure_logging()
     use_fast_event_loop()
     settings = Settings(**dumped)
     cert, key = tls_files(settings)
-    store = Store(settings.storage_url)
+    local = Store(settings.storage_url)
+    store: Any = RemoteEnqueue(local, writer_socket(settings)) if local.dialect == "sqlite" \
+        else local
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(settings, store, cert, key, full=False))
-    store.close()
+    local.close()
 
 
-async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full: bool) -> None:
+async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full: bool,
+                 link: Path | None = None) -> None:
     s = settings.smtp
     opts = ServerOptions(
         hostname=s.hostname,
@@ -140,6 +159,12 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
         throttle=AuthThrottle(s.auth_failure_limit, s.auth_failure_window),
     )
     reuse_port = s.processes > 1
+    writer_server = None
+    if link is not None:
+        from postroom.store.writer_link import WriterServer
+
+        writer_server = WriterServer(store, link)
+        await writer_server.start()
     servers = await start_listeners(opts, listener_configs(settings), lambda: service,
                                     reuse_port=reuse_port)
     background: list[asyncio.Task[Any]] = []
@@ -158,6 +183,8 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
         server.close()
     for task in background:
         task.cancel()
+    if writer_server is not None:
+        await writer_server.close()
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(
             asyncio.gather(*(srv.wait_closed() for srv in servers), *background,

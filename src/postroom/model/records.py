@@ -100,6 +100,15 @@ class NewMessage:
     client_ip: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     not_before: datetime | None = None
+    #: A large message's remainder, in a spool file: the full message is `raw` followed by the
+    #: file's bytes. The store copies it in chunks, so memory stays bounded for 20 MB messages.
+    body_path: str | None = None
+
+    @property
+    def size(self) -> int:
+        import os
+
+        return len(self.raw) + (os.path.getsize(self.body_path) if self.body_path else 0)
 
 
 @dataclass(frozen=True, slots=True)

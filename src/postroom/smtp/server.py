@@ -12,10 +12,9 @@ import asyncio
 import logging
 import socket
 import ssl
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from postroom.smtp import replies as R
 from postroom.smtp.commands import Path
@@ -36,6 +35,7 @@ from postroom.smtp.server_protocol import (
     ServerConnection,
     StartTls,
 )
+from postroom.smtp.spool import Spool
 
 log = logging.getLogger("postroom.smtp")
 
@@ -70,7 +70,7 @@ class SubmissionHandler(Protocol):
 
     async def rcpt_to(self, session: Session, path: Path) -> Reply: ...
 
-    async def message(self, session: Session, body: IO[bytes], size: int) -> Reply: ...
+    async def message(self, session: Session, body: Spool) -> Reply: ...
 
 
 @dataclass
@@ -209,7 +209,7 @@ class SmtpProtocol(asyncio.Protocol):
         self._out.clear()
 
     async def _run(self) -> None:
-        spool: IO[bytes] | None = None
+        spool: Spool | None = None
         try:
             self._out.append(f"220 {self.opts.hostname} ESMTP Postroom ready\r\n".encode())
             await self.handler.connection_opened(self.session)
@@ -226,12 +226,11 @@ class SmtpProtocol(asyncio.Protocol):
                 if isinstance(event, ConnectionClosed):
                     break
                 if isinstance(event, MessageData):
-                    if spool is None:
-                        spool = tempfile.SpooledTemporaryFile(SPOOL_MEMORY_LIMIT)  # noqa: SIM115
-                    spool.write(event.data)
+                    if spool is not None:
+                        spool.write(event.data)
                     continue
                 if isinstance(event, DataStart):
-                    spool = tempfile.SpooledTemporaryFile(SPOOL_MEMORY_LIMIT)  # noqa: SIM115
+                    spool = Spool(SPOOL_MEMORY_LIMIT)
                 answer = await self._answer(event, spool)
                 if isinstance(event, EndOfMessage) and spool is not None:
                     spool.close()
@@ -274,7 +273,7 @@ class SmtpProtocol(asyncio.Protocol):
         self.session.mail_params = {}
         self.session.recipients = []
 
-    async def _answer(self, event: object, spool: IO[bytes] | None) -> Reply:
+    async def _answer(self, event: object, spool: Spool | None) -> Reply:
         s = self.session
         if isinstance(event, Respond):
             return event.reply
@@ -309,8 +308,8 @@ class SmtpProtocol(asyncio.Protocol):
             if event.oversized:
                 return R.R552_TOO_BIG
             assert spool is not None
-            spool.seek(0)
-            return await self.handler.message(s, spool, event.size)
+            spool.finish()
+            return await self.handler.message(s, spool)
         return R.R500_UNKNOWN
 
 

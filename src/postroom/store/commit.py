@@ -33,7 +33,7 @@ from postroom.model.records import EventType, NewMessage, RecipientStatus
 from postroom.store import rows
 from postroom.store.engine import Database
 from postroom.store.errors import StorageFull, StoreUnavailable
-from postroom.store.schema import account_usage, events, messages, recipients
+from postroom.store.schema import account_usage, events, message_chunks, messages, recipients
 
 Done = Callable[[BaseException | None], None]
 
@@ -67,7 +67,7 @@ def write_messages(db: Database, conn: Connection, units: Sequence[_Unit]) -> No
             message_rows.append({
                 "id": msg.id, "account_id": msg.account_id, "mail_from": msg.mail_from,
                 "header_from": msg.header_from, "subject": msg.subject,
-                "message_id_header": msg.message_id_header, "size": len(msg.raw),
+                "message_id_header": msg.message_id_header, "size": msg.size,
                 "raw": msg.raw, "source": msg.source, "client_ip": msg.client_ip,
                 "options": dict(msg.options), "created_at": at, "not_before": msg.not_before,
             })
@@ -92,6 +92,10 @@ def write_messages(db: Database, conn: Connection, units: Sequence[_Unit]) -> No
     if not message_rows:
         return
     conn.execute(messages.insert(), message_rows)
+    for unit in units:
+        for msg in unit.messages:
+            if msg.body_path:
+                copy_chunks(conn, msg.id, msg.body_path)
     conn.execute(recipients.insert(), recipient_rows)
     conn.execute(events.insert(), event_rows)
     for (account_id, day), count in sorted(usage.items()):
@@ -100,6 +104,19 @@ def write_messages(db: Database, conn: Connection, units: Sequence[_Unit]) -> No
             index_elements=["account_id", "day"],
             set_={"count": account_usage.c.count + stmt.excluded["count"]},
         ))
+
+
+CHUNK = 1 << 20
+
+
+def copy_chunks(conn: Connection, message_id: str, path: str) -> None:
+    """Stream a spooled body into message_chunks, one MiB in memory at a time."""
+    with open(path, "rb") as f:
+        seq = 0
+        while data := f.read(CHUNK):
+            conn.execute(message_chunks.insert(), {"message_id": message_id, "seq": seq,
+                                                   "data": data})
+            seq += 1
 
 
 def domain_of(address: str) -> str:

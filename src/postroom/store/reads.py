@@ -17,7 +17,7 @@ from sqlalchemy import Connection, select
 from postroom.model.records import Event, EventType, MessageRecord, RecipientRecord
 from postroom.store import rows
 from postroom.store.engine import Database
-from postroom.store.schema import events, messages, recipients
+from postroom.store.schema import events, message_chunks, messages, recipients
 
 #: Every message column except the raw bytes (which can be large and are fetched separately).
 _MESSAGE_COLUMNS = [c for c in messages.c if c.name != "raw"]
@@ -67,7 +67,13 @@ def get_raw(db: Database, message_id: str) -> bytes | None:
         value = conn.execute(
             select(messages.c.raw).where(messages.c.id == message_id)
         ).scalar_one_or_none()
-    return bytes(value) if value is not None else None
+        if value is None:
+            return None
+        chunks = conn.execute(
+            select(message_chunks.c.data).where(message_chunks.c.message_id == message_id)
+            .order_by(message_chunks.c.seq)
+        ).scalars().all()
+    return bytes(value) + b"".join(chunks) if chunks else bytes(value)
 
 
 def list_events(

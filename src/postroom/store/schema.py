@@ -112,6 +112,17 @@ suppressions = Table(
     Index("ix_suppressions_account_created", "account_id", "created_at"),
 )
 
+#: Bodies of large messages, in 1 MiB pieces (see NewMessage.body_path); `messages.raw` holds
+#: the first part. Kept apart so that copying a 20 MB message never needs 20 MB of memory.
+message_chunks = Table(
+    "message_chunks",
+    metadata,
+    Column("message_id", String(ID), ForeignKey("messages.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("message_id", "seq"),
+)
+
 messages = Table(
     "messages",
     metadata,

@@ -12,13 +12,14 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import Any
 
 from postroom.model import Account, NewMessage, new_id
 from postroom.smtp import replies as R
 from postroom.smtp.commands import Path
 from postroom.smtp.replies import Reply, reply
 from postroom.smtp.server import Session
+from postroom.smtp.spool import Spool
 from postroom.store.errors import StorageFull
 from postroom.submission import checks
 from postroom.submission.keys import hash_key
@@ -116,11 +117,10 @@ class SubmissionService:
             return R.recipient_not_allowed(path.address)
         return R.recipient_ok(path.address)
 
-    async def message(self, session: Session, body: IO[bytes], size: int) -> Reply:
+    async def message(self, session: Session, body: Spool) -> Reply:
         account: Account = session.identity
         assert session.mail_from is not None
-        raw = body.read()
-        parsed = parse_headers(raw[:65536] if len(raw) > 65536 else raw)
+        parsed = parse_headers(body.head())
         problem = self._header_from_problem(account, parsed.header_from, parsed.from_count,
                                             session.mail_from)
         if problem is not None:
@@ -134,7 +134,8 @@ class SubmissionService:
             account_id=account.id,
             mail_from=session.mail_from,
             recipients=tuple(session.recipients),
-            raw=extra + raw if extra else raw,
+            raw=extra + body.getvalue() if body.in_memory else extra,
+            body_path=None if body.in_memory else body.path,
             header_from=parsed.header_from,
             subject=parsed.subject,
             message_id_header=mid,
