@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, or_, select
 
@@ -144,12 +145,16 @@ def revoke_api_key(db: Database, key_id_or_prefix: str) -> bool:
 
 
 def add_suppression(db: Database, account_id: str, address: str, reason: str) -> None:
-    stmt = db.insert(suppressions).values(
+    with db.write() as conn:
+        conn.execute(suppression_insert(db, account_id, address, reason))
+
+
+def suppression_insert(db: Database, account_id: str, address: str, reason: str) -> Any:
+    """The INSERT that suppresses `address` (a repeat is a no-op), for any write transaction."""
+    return db.insert(suppressions).values(
         account_id=account_id, address=address.lower(), reason=reason,
         created_at=rows.utc_now(),
     ).on_conflict_do_nothing(index_elements=["account_id", "address"])
-    with db.write() as conn:
-        conn.execute(stmt)
 
 
 def remove_suppression(db: Database, account_id: str, address: str) -> bool:

@@ -8,7 +8,7 @@ a naive datetime raise `ValueError`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,9 +23,11 @@ from postroom.model.records import (
     RecipientStatus,
     Suppression,
 )
-from postroom.store import accounts, claim, delivery, migrate, reads, rows
+from postroom.store import accounts, claim, delivery, domains, migrate, outbound, reads, rows
 from postroom.store.commit import GroupCommitWriter
+from postroom.store.domains import DkimKey
 from postroom.store.engine import Database
+from postroom.store.outbound import Finish, FollowUps
 
 
 class Store:
@@ -266,3 +268,39 @@ class Store:
     def next_due_at(self) -> datetime | None:
         """When the next recipient becomes claimable (now if one already is); None if idle."""
         return delivery.next_due_at(self._db)
+
+    # delivery: batched outcomes, message envelopes ------------------------------------------
+
+    def load_for_delivery(
+        self, message_ids: Sequence[str]
+    ) -> dict[str, tuple[MessageRecord, bytes]]:
+        """{id: (message without recipients, its full raw bytes)} for the ids that exist."""
+        return outbound.load_for_delivery(self._db, message_ids)
+
+    def record_outcomes(
+        self,
+        owner: str,
+        items: Sequence[Finish],
+        follow_ups: Callable[[set[int]], FollowUps] | None = None,
+    ) -> set[int]:
+        """Several `mark_*` in one transaction, plus their suppressions and DSNs; returns the
+        recipient ids recorded (an id is missing when `owner` lost its lease)."""
+        return outbound.record_outcomes(self._db, owner, items, follow_ups)
+
+    # sender domains (DKIM) and secrets -------------------------------------------------------
+
+    def add_dkim_key(
+        self, domain: str, selector: str, algorithm: str, private_key: bytes
+    ) -> DkimKey:
+        """Store a sender domain's DKIM key; AlreadyExists when the domain has one."""
+        return domains.add_dkim_key(self._db, domain, selector, algorithm, private_key)
+
+    def get_dkim_key(self, domain: str) -> DkimKey | None:
+        return domains.get_dkim_key(self._db, domain)
+
+    def list_dkim_keys(self) -> list[DkimKey]:
+        return domains.list_dkim_keys(self._db)
+
+    def get_or_create_secret(self, name: str) -> bytes:
+        """A random 32-byte secret shared by every process on this store (made on first use)."""
+        return domains.get_or_create_secret(self._db, name)

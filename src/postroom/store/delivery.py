@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from postroom.model.records import EventType, RecipientStatus
 from postroom.store import rows
@@ -24,8 +24,15 @@ from postroom.store.schema import events, recipients
 _KEEP: Any = object()
 
 
-def finish(
-    db: Database,
+def finish(db: Database, recipient_id: int, owner: str, **outcome: Any) -> bool:
+    """Set the outcome of one attempt and append its event; False if `owner` lost the lease.
+    `outcome`: the keyword arguments of `finish_in`."""
+    with db.write() as conn:
+        return finish_in(conn, recipient_id, owner, **outcome)
+
+
+def finish_in(
+    conn: Connection,
     recipient_id: int,
     owner: str,
     *,
@@ -36,7 +43,7 @@ def finish(
     next_attempt_at: datetime | None = None,
     data: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Set the outcome of one attempt and append its event; False if `owner` lost the lease."""
+    """`finish` inside the caller's write transaction (batched outcomes share one commit)."""
     rows.require_aware(next_attempt_at, "next_attempt_at")
     now = rows.utc_now()
     values: dict[str, Any] = {
@@ -47,19 +54,18 @@ def finish(
     if remote_host is not _KEEP:
         values["remote_host"] = remote_host
     r = recipients.c
-    with db.write() as conn:
-        updated = conn.execute(
-            recipients.update().where(r.id == recipient_id, r.lease_owner == owner).values(values)
-        ).rowcount
-        if updated != 1:
-            return False
-        row = conn.execute(
-            select(r.message_id, r.address, r.remote_host).where(r.id == recipient_id)
-        ).one()
-        conn.execute(events.insert().values(event_row(
-            EventType(status.value), message_id=row.message_id, recipient=row.address, at=now,
-            attempt=attempt, remote_host=row.remote_host, reply=reply, data=data,
-        )))
+    updated = conn.execute(
+        recipients.update().where(r.id == recipient_id, r.lease_owner == owner).values(values)
+    ).rowcount
+    if updated != 1:
+        return False
+    row = conn.execute(
+        select(r.message_id, r.address, r.remote_host).where(r.id == recipient_id)
+    ).one()
+    conn.execute(events.insert().values(event_row(
+        EventType(status.value), message_id=row.message_id, recipient=row.address, at=now,
+        attempt=attempt, remote_host=row.remote_host, reply=reply, data=data,
+    )))
     return True
 
 

@@ -185,3 +185,25 @@ account_usage = Table(
     Column("count", Integer, nullable=False),
     PrimaryKeyConstraint("account_id", "day"),
 )
+
+#: DKIM keys of sender domains (`postroom domains add`): delivery signs mail whose header From
+#: is in `domain` with this key. One key per domain; the PEM is stored as text.
+dkim_keys = Table(
+    "dkim_keys",
+    metadata,
+    Column("domain", String(255), primary_key=True),  # lowercased
+    Column("selector", String(63), nullable=False),
+    Column("algorithm", String(20), nullable=False),
+    Column("private_key", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+#: Server-side secrets shared by every process on the store (VERP signing, ...), created on
+#: first use so that several processes agree on one value.
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", LargeBinary, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)
