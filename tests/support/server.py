@@ -79,7 +79,7 @@ class RunningServer:
         self.proc = subprocess.Popen([*POSTROOM, "serve", "--config", str(self.config)],
                                      env=self.env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            for port in (self.plain, self.implicit_tls, self.starttls):
+            for port in (self.plain, self.implicit_tls, self.starttls, self.http):
                 wait_port(port)
         except TimeoutError:
             self.stop()

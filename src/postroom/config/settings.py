@@ -100,6 +100,13 @@ class HttpSettings(_Section):
         description="Base URL that recipients reach (tracking, unsubscribe). "
         "Defaults to http://<listen>.",
     )
+    file_retention_days: int = Field(
+        60, ge=1, le=3650, description="Days a file-cache upload stays usable as an attachment."
+    )
+    rate_limit_per_second: float = Field(
+        0, ge=0, description="Requests per second allowed per API key (0: unlimited); over it "
+        "the API answers 429 RATE_LIMITED."
+    )
 
 
 class StorageSettings(_Section):
@@ -154,6 +161,27 @@ class DeliverySettings(_Section):
         300.0, gt=0, description="How long a claimed recipient stays leased to one worker."
     )
     helo_name: str | None = Field(None, description="Name sent in EHLO. Default: smtp.hostname.")
+    workers: int = Field(
+        4, ge=1, le=64,
+        description="Delivery workers per `postroom serve` process; each claims its own batches.",
+    )
+    batch_size: int = Field(
+        200, ge=1, le=10000, description="Recipients one worker claims (leases) at a time."
+    )
+    poll_seconds: float = Field(
+        0.5, gt=0, le=60,
+        description="Longest sleep of an idle worker before it looks for due mail again "
+        "(it wakes earlier when the store says a retry is due).",
+    )
+    idle_connection_seconds: float = Field(
+        5.0, ge=0, description="Close an outbound connection left unused this long."
+    )
+    shutdown_grace_seconds: float = Field(
+        5.0, ge=0, le=8,
+        description="On SIGTERM, how long in-flight deliveries may finish before they are "
+        "cut off (at most 8: the process exits 10 s after SIGTERM); the leases of what was "
+        "cut off are released, so the next start retries those recipients at once.",
+    )
 
     @field_validator("nameservers", mode="before")
     @classmethod

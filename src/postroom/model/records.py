@@ -62,6 +62,8 @@ class Account:
     allow_ips: tuple[str, ...] = ()
     trusted_networks: tuple[str, ...] = ()
     created_at: datetime | None = None
+    #: recipients without recorded consent are refused (NOT_ALLOWED) except in consent mail
+    require_consent: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,3 +170,41 @@ class Claim:
     attempts: int
     created_at: datetime
     lease_until: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """A file-cache entry (data only when asked for)."""
+
+    key: str
+    account_id: str
+    name: str
+    content_type: str
+    size: int
+    created_at: datetime
+    expires_at: datetime
+    data: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    id: str
+    account_id: str
+    name: str
+    subject: str
+    html: str
+    text: str
+    attachments: tuple[str, ...] = ()
+    #: what a variable missing from the merge data becomes: "error" (INVALID_DATA) or "empty"
+    missing_policy: str = "error"
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Consent:
+    account_id: str
+    address: str
+    granted_at: datetime
+    ip: str
+    source: str

@@ -27,10 +27,11 @@ from postroom.store import accounts, claim, delivery, domains, migrate, outbound
 from postroom.store.commit import GroupCommitWriter
 from postroom.store.domains import DkimKey
 from postroom.store.engine import Database
+from postroom.store.http_methods import HttpStoreMixin
 from postroom.store.outbound import Finish, FollowUps
 
 
-class Store:
+class Store(HttpStoreMixin):
     """The durable queue and everything else Postroom keeps (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str) -> None:

@@ -46,6 +46,7 @@ def account(m: Mapping[str, Any]) -> Account:
         allow_ips=_tuple(m["allow_ips"]),
         trusted_networks=_tuple(m["trusted_networks"]),
         created_at=m["created_at"],
+        require_consent=bool(m.get("require_consent", False)),
     )
 
 

@@ -1,0 +1,128 @@
+"""Build an RFC 5322 message from the HTTP API's JSON fields (Zoho send_mail shape).
+
+`mail_format: html` gives multipart/alternative with a text part generated from the HTML (so
+every client shows something readable); `text` gives text/plain. Bcc recipients go only into
+the envelope, never into a header. Attachments come from the file cache; an attachment with a
+`content_id` is inline (multipart/related) and referenced from the HTML as `cid:`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from html import unescape
+from html.parser import HTMLParser
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    name: str
+    content_type: str
+    data: bytes
+    content_id: str | None = None
+
+
+@dataclass(slots=True)
+class Composition:
+    from_name: str
+    from_email: str
+    to: list[tuple[str, str]]
+    cc: list[tuple[str, str]] = field(default_factory=list)
+    reply_to: tuple[str, str] | None = None
+    subject: str = ""
+    content: str = ""
+    mail_format: str = "html"
+    in_reply_to: str | None = None  # a Message-ID header value
+    attachments: list[Attachment] = field(default_factory=list)
+    extra_headers: list[tuple[str, str]] = field(default_factory=list)
+
+
+class _TextExtractor(HTMLParser):
+    """HTML → readable text: block elements break lines, links keep their targets."""
+
+    _BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "table", "ul",
+               "ol", "blockquote", "hr"}
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self._skip = 0
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("script", "style", "head"):
+            self._skip += 1
+        elif tag in self._BLOCKS:
+            self.out.append("\n")
+        elif tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("script", "style", "head"):
+            self._skip = max(0, self._skip - 1)
+        elif tag in self._BLOCKS:
+            self.out.append("\n")
+        elif tag == "a" and self._href:
+            if self._href.startswith(("http://", "https://", "mailto:")):
+                self.out.append(f" <{self._href}>")
+            self._href = None
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.out.append(data)
+
+
+def html_to_text(html: str) -> str:
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    text = unescape("".join(parser.out))
+    text = re.sub(r"[ \t\r\f\v]+", " ", text)
+    text = re.sub(r" *\n *", "\n", text)
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+
+
+def _addr(name: str, address: str) -> str:
+    return email.utils.formataddr((name, address)) if name else address
+
+
+def compose(c: Composition, *, message_id: str, date: datetime | None = None) -> bytes:
+    """The message's bytes, CRLF line ends, ready for the store."""
+    msg = EmailMessage(policy=SMTP)
+    msg["From"] = _addr(c.from_name, c.from_email)
+    msg["To"] = ", ".join(_addr(n, a) for n, a in c.to)
+    if c.cc:
+        msg["Cc"] = ", ".join(_addr(n, a) for n, a in c.cc)
+    if c.reply_to:
+        msg["Reply-To"] = _addr(*c.reply_to)
+    msg["Subject"] = c.subject
+    msg["Date"] = email.utils.format_datetime(date or datetime.now(UTC))
+    msg["Message-ID"] = message_id
+    if c.in_reply_to:
+        msg["In-Reply-To"] = c.in_reply_to
+        msg["References"] = c.in_reply_to
+    for name, value in c.extra_headers:
+        msg[name] = value
+    if c.mail_format == "text":
+        msg.set_content(c.content or "")
+    else:
+        msg.set_content(html_to_text(c.content or ""))
+        msg.add_alternative(c.content or "", subtype="html")
+    inline = [a for a in c.attachments if a.content_id]
+    if inline:
+        html_part = msg.get_payload()[1] if msg.is_multipart() else msg
+        for a in inline:
+            maintype, _, subtype = a.content_type.partition("/")
+            html_part.add_related(a.data, maintype=maintype, subtype=subtype or "octet-stream",
+                                  cid=f"<{a.content_id}>", filename=a.name, disposition="inline")
+    for a in c.attachments:
+        if a.content_id:
+            continue
+        maintype, _, subtype = a.content_type.partition("/")
+        msg.add_attachment(a.data, maintype=maintype or "application",
+                           subtype=subtype or "octet-stream", filename=a.name)
+    return msg.as_bytes()
