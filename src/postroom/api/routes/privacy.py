@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from postroom.api import signing
+from postroom.render import tokens as signing
 from postroom.api.auth import Principal, client_ip, require
 from postroom.api.errors import ApiError
 from postroom.api.routes.common import ERRORS, jsonable

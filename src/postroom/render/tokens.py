@@ -1,4 +1,4 @@
-"""Signed, URL-safe tokens for links that recipients click (consent; later tracking).
+"""Signed, URL-safe tokens for links recipients click (consent, tracking, unsubscribe).
 
 token = base64url(JSON payload) "." base64url(HMAC-SHA256(secret, payload)[:16]). A tampered or
 foreign token fails `verify` and the endpoint answers 404, never acting on it.
