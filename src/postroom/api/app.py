@@ -14,7 +14,16 @@ from postroom import __version__
 from postroom.api import errors
 from postroom.api.auth import Principal, require
 from postroom.api.ratelimit import RateLimiter
-from postroom.api.routes import admin, files, messages, privacy, send, suppressions, templates
+from postroom.api.routes import (
+    admin,
+    files,
+    messages,
+    privacy,
+    send,
+    suppressions,
+    templates,
+    tracking,
+)
 from postroom.config.settings import Settings
 from postroom.submission.http_send import HttpSender
 
@@ -50,7 +59,7 @@ def create_app(
         store, hostname=settings.smtp.hostname,
         consent_link=lambda account_id, address: privacy.consent_url(app, account_id, address),
     )
-    for module in (send, messages, suppressions, files, templates, privacy, admin):
+    for module in (send, messages, suppressions, files, templates, privacy, admin, tracking):
         app.include_router(module.router)
 
     @app.get("/health", tags=["ops"])
