@@ -194,7 +194,8 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
 
 
 async def _start_extras(settings: Settings, store: Any) -> list[asyncio.Task[Any]]:
-    """The HTTP server (and, once wired, delivery workers) run beside the ingress."""
+    """The HTTP server and, when `[delivery] enabled`, the delivery workers run beside the
+    ingress. Cancelling the delivery task is its graceful stop (see delivery/service.py)."""
     import uvicorn
 
     from postroom.api.app import create_app
@@ -207,4 +208,10 @@ async def _start_extras(settings: Settings, store: Any) -> list[asyncio.Task[Any
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     log.info("http listening on %s:%d", host, port)
-    return [asyncio.get_running_loop().create_task(server.serve())]
+    loop = asyncio.get_running_loop()
+    tasks = [loop.create_task(server.serve())]
+    if settings.delivery.enabled:
+        from postroom.delivery.service import run_in_own_thread
+
+        tasks.append(loop.create_task(run_in_own_thread(settings, store), name="delivery"))
+    return tasks

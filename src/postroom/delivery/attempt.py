@@ -1,0 +1,158 @@
+"""One delivery attempt for the recipients of one domain: route, connect, send, collect results.
+
+Transactions (`Job`s: one message, one envelope sender, one or more recipients of the domain)
+go out over up to `max_connections_per_host` lanes that share a queue, each lane keeping its
+session for the next job (connection reuse) until the pool's per-connection message limit.
+Destinations are tried in order: a static route, or the MX hosts by preference and, within one
+host, each of its addresses; a refused connection, a refused greeting or a failed TLS setup
+moves on to the next one. When none can be reached, every job still queued is deferred with the
+last error. DNS answers decide at once: NXDOMAIN and null MX bounce, a failed lookup defers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from postroom.delivery.classify import LocalError
+from postroom.delivery.dns import DnsError, DnsPermanentError, Resolver
+from postroom.delivery.outcomes import Result, error_result, reply_result
+from postroom.delivery.pool import Pool
+from postroom.delivery.routing import Destination, Router
+from postroom.model import Claim
+from postroom.smtp.client import (
+    AuthenticationFailed,
+    ClientTimeouts,
+    DeliveryError,
+    SessionRefused,
+    open_session,
+)
+
+__all__ = ["DomainDelivery", "Job"]
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One SMTP transaction to make: these recipients, this return path, these bytes."""
+
+    claims: tuple[Claim, ...]
+    mail_from: str
+    data: bytes
+
+
+class _Unreachable(Exception):
+    def __init__(self, error: BaseException, remote_host: str | None) -> None:
+        super().__init__(str(error))
+        self.error, self.remote_host = error, remote_host
+
+
+class DomainDelivery:
+    def __init__(
+        self, *, router: Router, resolver: Resolver, pool: Pool, helo_name: str,
+        timeouts: ClientTimeouts,
+    ) -> None:
+        self.router, self.resolver, self.pool = router, resolver, pool
+        self.helo_name, self.timeouts = helo_name, timeouts
+
+    async def deliver(self, domain: str, jobs: Sequence[Job], results: list[Result]) -> None:
+        """Attempt `jobs`, appending one Result per claim to `results` as they are known
+        (so a caller that times out keeps what was settled)."""
+        try:
+            destinations = await self.router.route(domain)
+        except DnsError as exc:
+            permanent = isinstance(exc, DnsPermanentError)
+            results += [
+                error_result(c, exc.reason, kind=LocalError.DNS, permanent=permanent)
+                for job in jobs for c in job.claims
+            ]
+            return
+        queue = deque(jobs)
+        lanes = max(1, min(len(jobs), self.pool.slots.max_per_key))
+        await asyncio.gather(*(self._lane(destinations, queue, results) for _ in range(lanes)))
+
+    async def _lane(
+        self, destinations: list[Destination], queue: deque[Job], results: list[Result]
+    ) -> None:
+        held: tuple[Destination, Any] | None = None
+        try:
+            while queue:
+                if held is None:
+                    try:
+                        held = await self._connect(destinations)
+                    except _Unreachable as exc:
+                        while queue:  # nowhere to go: the whole domain waits for a retry
+                            results += [error_result(c, exc.error, remote_host=exc.remote_host)
+                                        for c in queue.popleft().claims]
+                        return
+                if not queue:  # other lanes took the rest while this one connected
+                    break
+                job = queue.popleft()
+                dest, session = held
+                try:
+                    outcome = await session.send(
+                        job.mail_from, [c.address for c in job.claims], job.data
+                    )
+                except DeliveryError as exc:  # the session broke; retry these later
+                    results += [error_result(c, exc, remote_host=dest.host) for c in job.claims]
+                    held = None
+                    await self.pool.release(dest.key, session, reuse=False)
+                    continue
+                for claim in job.claims:
+                    reply = outcome.outcomes.get(claim.address)
+                    results.append(
+                        reply_result(claim, reply, dest.host) if reply is not None
+                        else error_result(claim, "no reply for this recipient",
+                                          remote_host=dest.host)
+                    )
+                if not session.usable or session.transactions >= self.pool.max_messages:
+                    held = None
+                    await self.pool.release(dest.key, session)
+        finally:
+            if held is not None:
+                with contextlib.suppress(Exception):
+                    await self.pool.release(held[0].key, held[1], reuse=not queue)
+
+    async def _connect(self, destinations: list[Destination]) -> tuple[Destination, Any]:
+        """A session with the first destination that answers; _Unreachable when none does."""
+        last: tuple[BaseException, str | None] = (DeliveryError("no destination"), None)
+        for dest in destinations:
+            try:
+                session = await self.pool.acquire(dest.key, lambda d=dest: self._open(d))
+                return dest, session
+            except AuthenticationFailed as exc:  # a smarthost config problem: retry later
+                last = (exc, dest.host)
+                break
+            except SessionRefused as exc:
+                last = (exc, dest.host)
+                if exc.reply is not None and exc.reply.code >= 500 and len(destinations) == 1:
+                    break
+            except (DeliveryError, DnsError) as exc:
+                last = (exc if isinstance(exc, DeliveryError) else DeliveryError(exc.reason),
+                        dest.host)
+        raise _Unreachable(*last)
+
+    async def _open(self, dest: Destination) -> Any:
+        if dest.source == "mx":
+            addresses = await self.resolver.resolve_addresses(dest.host)
+            if not addresses:
+                raise DeliveryError(f"mail server {dest.host} has no address")
+        else:
+            addresses = [dest.host]  # a route: the system resolver handles names like localhost
+        error: DeliveryError | None = None
+        for address in addresses:
+            try:
+                return await open_session(
+                    address, dest.port, helo_name=self.helo_name, tls=dest.tls,
+                    verify=dest.verify, server_hostname=dest.host, username=dest.username,
+                    password=dest.password, timeouts=self.timeouts,
+                )
+            except SessionRefused:
+                raise
+            except DeliveryError as exc:
+                error = exc
+        assert error is not None
+        raise error
