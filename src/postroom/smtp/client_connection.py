@@ -32,8 +32,7 @@ class _ReplyProtocol(asyncio.Protocol):
         self.gone: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
         sock = transport.get_extra_info("socket")
         if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -110,8 +109,7 @@ class Connection:
     async def open(cls, host: str, port: int) -> Connection:
         loop = asyncio.get_running_loop()
         transport, protocol = await loop.create_connection(_ReplyProtocol, host, port)
-        assert isinstance(transport, asyncio.Transport)
-        return cls(transport, protocol)
+        return cls(transport, protocol)  # type: ignore[arg-type]
 
     @property
     def closed(self) -> bool:
@@ -145,8 +143,7 @@ class Connection:
         )
         if new is None:
             raise EOFError("connection closed during the TLS handshake")
-        assert isinstance(new, asyncio.Transport)
-        self._transport = new
+        self._transport = new  # type: ignore[assignment]
         self._protocol.transport = new
 
     @property

@@ -17,10 +17,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel
 
-from postroom.render import tokens as signing
 from postroom.api.auth import Principal, client_ip, require
 from postroom.api.errors import ApiError
 from postroom.api.routes.common import ERRORS, jsonable
+from postroom.render import tokens as signing
 from postroom.smtp.commands import is_valid_mailbox
 
 router = APIRouter(tags=["privacy"], responses=ERRORS)
