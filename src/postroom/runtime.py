@@ -157,6 +157,7 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
     service = SubmissionService(
         store, hostname=s.hostname,
         throttle=AuthThrottle(s.auth_failure_limit, s.auth_failure_window),
+        max_recipients=s.max_recipients,
     )
     reuse_port = s.processes > 1
     writer_server = None
@@ -171,7 +172,7 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
     if full:
         for lc in listener_configs(settings):
             log.info("smtp %s listening on %s:%d", lc.name, lc.host, lc.port)
-        background += await _start_extras(settings, store)
+        background += await _start_extras(settings, store, service)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -193,7 +194,8 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
         )
 
 
-async def _start_extras(settings: Settings, store: Any) -> list[asyncio.Task[Any]]:
+async def _start_extras(settings: Settings, store: Any, service: SubmissionService
+                        ) -> list[asyncio.Task[Any]]:
     """The HTTP server and, when `[delivery] enabled`, the delivery workers run beside the
     ingress. Cancelling the delivery task is its graceful stop (see delivery/service.py)."""
     import uvicorn
@@ -202,7 +204,8 @@ async def _start_extras(settings: Settings, store: Any) -> list[asyncio.Task[Any
 
     host, port = split_hostport(settings.http.listen, 8025)
     config = uvicorn.Config(
-        create_app(settings, store), host=host, port=port, log_level="warning",
+        create_app(settings, store, suppression_added=service.suppressions.add_local,
+                   suppression_removed=service.suppressions.remove_local), host=host, port=port, log_level="warning",
         lifespan="off", access_log=False,
     )
     server = uvicorn.Server(config)

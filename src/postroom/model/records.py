@@ -105,12 +105,17 @@ class NewMessage:
     #: A large message's remainder, in a spool file: the full message is `raw` followed by the
     #: file's bytes. The store copies it in chunks, so memory stays bounded for 20 MB messages.
     body_path: str | None = None
+    #: where in `body_path` the remainder starts (the part before it was rewritten into `raw`)
+    body_offset: int = 0
+    #: per-recipient schedule (lowercased address → aware time), e.g. SendGrid `send_each_at`
+    recipient_not_before: dict[str, datetime] = field(default_factory=dict)
 
     @property
     def size(self) -> int:
         import os
 
-        return len(self.raw) + (os.path.getsize(self.body_path) if self.body_path else 0)
+        extra = os.path.getsize(self.body_path) - self.body_offset if self.body_path else 0
+        return len(self.raw) + extra
 
 
 @dataclass(frozen=True, slots=True)

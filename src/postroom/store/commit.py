@@ -71,15 +71,17 @@ def write_messages(db: Database, conn: Connection, units: Sequence[_Unit]) -> No
                 "raw": msg.raw, "source": msg.source, "client_ip": msg.client_ip,
                 "options": dict(msg.options), "created_at": at, "not_before": msg.not_before,
             })
-            scheduled = msg.not_before is not None and msg.not_before > at
-            status = RecipientStatus.SCHEDULED if scheduled else RecipientStatus.QUEUED
-            kind = EventType.SCHEDULED if scheduled else EventType.QUEUED
-            data = {"not_before": msg.not_before.isoformat()} if msg.not_before else {}
             for address in msg.recipients:
+                when = msg.recipient_not_before.get(address.lower(), msg.not_before) \
+                    if msg.recipient_not_before else msg.not_before
+                scheduled = when is not None and when > at
+                status = RecipientStatus.SCHEDULED if scheduled else RecipientStatus.QUEUED
+                kind = EventType.SCHEDULED if scheduled else EventType.QUEUED
+                data = {"not_before": when.isoformat()} if when else {}
                 recipient_rows.append({
                     "message_id": msg.id, "address": address, "domain": domain_of(address),
                     "status": status.value, "attempts": 0,
-                    "next_attempt_at": msg.not_before if scheduled else at,
+                    "next_attempt_at": when if scheduled else at,
                     "lease_owner": None, "lease_until": None, "last_reply": None,
                     "remote_host": None, "updated_at": at,
                 })
@@ -95,7 +97,7 @@ def write_messages(db: Database, conn: Connection, units: Sequence[_Unit]) -> No
     for unit in units:
         for msg in unit.messages:
             if msg.body_path:
-                copy_chunks(conn, msg.id, msg.body_path)
+                copy_chunks(conn, msg.id, msg.body_path, msg.body_offset)
     conn.execute(recipients.insert(), recipient_rows)
     conn.execute(events.insert(), event_rows)
     for (account_id, day), count in sorted(usage.items()):
@@ -109,9 +111,10 @@ def write_messages(db: Database, conn: Connection, units: Sequence[_Unit]) -> No
 CHUNK = 1 << 20
 
 
-def copy_chunks(conn: Connection, message_id: str, path: str) -> None:
+def copy_chunks(conn: Connection, message_id: str, path: str, offset: int = 0) -> None:
     """Stream a spooled body into message_chunks, one MiB in memory at a time."""
     with open(path, "rb") as f:
+        f.seek(offset)
         seq = 0
         while data := f.read(CHUNK):
             conn.execute(message_chunks.insert(), {"message_id": message_id, "seq": seq,

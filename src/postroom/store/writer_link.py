@@ -37,6 +37,8 @@ def _encode(req_id: int, m: NewMessage) -> bytes:
         "message_id_header": m.message_id_header, "source": m.source, "client_ip": m.client_ip,
         "options": m.options, "not_before": m.not_before.isoformat() if m.not_before else None,
         "body_path": m.body_path,  # same machine: the parent reads the child's spool file
+        "body_offset": m.body_offset,
+        "recipient_not_before": {k: v.isoformat() for k, v in m.recipient_not_before.items()},
     }).encode()
     return _HEAD.pack(len(header), len(m.raw)) + header + m.raw
 
@@ -49,7 +51,9 @@ def _decode(header: bytes, raw: bytes) -> tuple[int, NewMessage]:
         recipients=tuple(h["recipients"]), raw=raw, header_from=h["header_from"],
         subject=h["subject"], message_id_header=h["message_id_header"], source=h["source"],
         client_ip=h["client_ip"], options=h["options"], not_before=not_before,
-        body_path=h["body_path"],
+        body_path=h["body_path"], body_offset=h["body_offset"],
+        recipient_not_before={k: datetime.fromisoformat(v)
+                              for k, v in h["recipient_not_before"].items()},
     )
 
 

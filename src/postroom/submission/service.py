@@ -14,6 +14,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from postroom.dialects import DialectError
 from postroom.model import Account, NewMessage, new_id
 from postroom.smtp import replies as R
 from postroom.smtp.commands import Path
@@ -21,7 +22,7 @@ from postroom.smtp.replies import Reply, reply
 from postroom.smtp.server import Session
 from postroom.smtp.spool import Spool
 from postroom.store.errors import StorageFull
-from postroom.submission import checks
+from postroom.submission import checks, options
 from postroom.submission.keys import hash_key
 from postroom.submission.message import missing_headers, parse_headers
 from postroom.submission.suppressions import SuppressionCache
@@ -59,8 +60,10 @@ class AccountCache:
 class SubmissionService:
     """Policy for one Postroom process; one instance serves every SMTP connection."""
 
-    def __init__(self, store: Any, *, hostname: str, throttle: AuthThrottle) -> None:
+    def __init__(self, store: Any, *, hostname: str, throttle: AuthThrottle,
+                 max_recipients: int = 10000) -> None:
         self.store = store
+        self.max_recipients = max_recipients
         self.hostname = hostname
         self.throttle = throttle
         self.accounts = AccountCache(store)
@@ -120,28 +123,43 @@ class SubmissionService:
     async def message(self, session: Session, body: Spool) -> Reply:
         account: Account = session.identity
         assert session.mail_from is not None
-        parsed = parse_headers(body.head())
+        try:
+            part = await options.split(body)
+        except DialectError as exc:
+            return options.refusal(exc)
+        parsed = parse_headers(part.block)
         problem = self._header_from_problem(account, parsed.header_from, parsed.from_count,
                                             session.mail_from)
+        problem = problem or await options.problems(self.store, account, part.options)
         if problem is not None:
             return problem
+        rcpts = list(dict.fromkeys([*session.recipients, *part.options.extra_recipients]))
+        for address in part.options.extra_recipients:
+            if await self.suppressions.suppressed(account.id, address):
+                rcpts.remove(address)
+        if len(rcpts) > self.max_recipients:
+            return R.R452_TOO_MANY_RCPTS
         if account.daily_limit is not None and await self._over_daily_limit(account):
             return R451_DAILY_LIMIT
         message_id = new_id()
         extra, mid = missing_headers(parsed, message_id, self.hostname)
+        not_before, each = options.schedule(part.options)
         record = NewMessage(
             id=message_id,
             account_id=account.id,
             mail_from=session.mail_from,
-            recipients=tuple(session.recipients),
-            raw=extra + body.getvalue() if body.in_memory else extra,
-            body_path=None if body.in_memory else body.path,
+            recipients=tuple(rcpts),
+            raw=extra + part.block + part.rest if part.rest is not None else extra + part.block,
+            body_path=None if part.rest is not None else body.path,
+            body_offset=part.offset,
             header_from=parsed.header_from,
             subject=parsed.subject,
             message_id_header=mid,
             source="smtp",
             client_ip=session.peer_ip,
-            options={},
+            options=part.options.to_json(),
+            not_before=not_before,
+            recipient_not_before=each,
         )
         return await self.enqueue(record)
 
