@@ -33,6 +33,14 @@ ConfigOpt = Annotated[
     typer.Option("--config", "-c", help="TOML configuration file (default: $POSTROOM_CONFIG)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+TrackingUrlOpt = Annotated[
+    str | None, typer.Option("--tracking-url", help="Base URL of tracking/unsubscribe links.")]
+TrackOpensOpt = Annotated[bool, typer.Option("--track-opens", help="Track opens by default.")]
+TrackClicksOpt = Annotated[bool, typer.Option("--track-clicks", help="Track clicks by default.")]
+ListUnsubOpt = Annotated[bool, typer.Option(
+    "--list-unsubscribe", help="List-Unsubscribe on all mail, not only campaigns.")]
+ConsentOpt = Annotated[bool, typer.Option(
+    "--require-consent", help="Refuse recipients without recorded consent.")]
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -109,6 +117,11 @@ def accounts_create(
         list[str] | None,
         typer.Option("--trusted-network", help="CIDR whose clients submit without AUTH."),
     ] = None,
+    tracking_url: TrackingUrlOpt = None,
+    track_opens: TrackOpensOpt = False,
+    track_clicks: TrackClicksOpt = False,
+    list_unsubscribe: ListUnsubOpt = False,
+    require_consent: ConsentOpt = False,
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -123,6 +136,10 @@ def accounts_create(
             bounce_address=bounce_address, daily_limit=daily_limit, allow_ips=allow_ip or [],
             trusted_networks=trusted_network or [],
         )
+        account = accounts.update_settings(
+            store, account.id, tracking_base_url=tracking_url, track_opens=track_opens,
+            track_clicks=track_clicks, list_unsubscribe=list_unsubscribe,
+            require_consent=require_consent)
     except AlreadyExists:
         raise fail(f"account {name!r} already exists") from None
     except ValueError as exc:
@@ -131,6 +148,42 @@ def accounts_create(
         echo_json(account)
     else:
         typer.echo(f"account {account.name} created (id {account.id})")
+
+
+@accounts_app.command("update")
+def accounts_update(
+    name: Annotated[str, typer.Argument(help="Account name or id.")],
+    tracking_url: TrackingUrlOpt = None,
+    track_opens: Annotated[bool | None, typer.Option("--track-opens/--no-track-opens")] = None,
+    track_clicks: Annotated[bool | None, typer.Option("--track-clicks/--no-track-clicks")] = None,
+    list_unsubscribe: Annotated[
+        bool | None, typer.Option("--list-unsubscribe/--no-list-unsubscribe")] = None,
+    require_consent: Annotated[
+        bool | None, typer.Option("--require-consent/--no-require-consent")] = None,
+    daily_limit: Annotated[int | None, typer.Option("--daily-limit", min=1)] = None,
+    bounce_address: Annotated[str | None, typer.Option("--bounce-address")] = None,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change an account's settings."""
+    from postroom.admin import accounts
+
+    store = open_store(settings_from(config))
+    found = store.get_account(name)
+    if found is None:
+        raise fail(f"no account {name!r}", 2)
+    try:
+        account = accounts.update_settings(
+            store, found.id, tracking_base_url=tracking_url, track_opens=track_opens,
+            track_clicks=track_clicks, list_unsubscribe=list_unsubscribe,
+            require_consent=require_consent, daily_limit=daily_limit,
+            bounce_address=bounce_address)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+    if as_json:
+        echo_json(account)
+    else:
+        typer.echo(f"account {account.name} updated")
 
 
 @accounts_app.command("list")

@@ -52,6 +52,23 @@ def create_account(
     )
 
 
+def update_settings(store: Any, account_id: str, **fields: Any) -> Account:
+    """Apply the settings given (None leaves a setting alone); returns the account."""
+    changes = {k: v for k, v in fields.items() if v is not None}
+    url = changes.get("tracking_base_url")
+    if url is not None and not url.startswith(("http://", "https://")):
+        raise ValueError("the tracking URL must start with http:// or https://")
+    if url is not None:
+        changes["tracking_base_url"] = url.rstrip("/")
+    if changes.get("bounce_address") and not is_valid_mailbox(changes["bounce_address"]):
+        raise ValueError(f"not an email address: {changes['bounce_address']!r}")
+    store.update_account(account_id, changes)
+    found = store.get_account(account_id)
+    if found is None:
+        raise LookupError(f"no account {account_id!r}")
+    return found
+
+
 def create_key(store: Any, account: str, *, scopes: list[str]) -> tuple[ApiKey, str]:
     """Return (stored key record, the key itself — to be shown once)."""
     found = store.get_account(account)

@@ -64,6 +64,13 @@ class Account:
     created_at: datetime | None = None
     #: recipients without recorded consent are refused (NOT_ALLOWED) except in consent mail
     require_consent: bool = False
+    #: where tracking and unsubscribe links point (None: `[http] public_url`)
+    tracking_base_url: str | None = None
+    #: defaults when a message's headers do not say (dialect headers win)
+    track_opens: bool = False
+    track_clicks: bool = False
+    #: List-Unsubscribe on every message, not only bulk (campaign) mail
+    list_unsubscribe: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,6 +213,22 @@ def consented_among(db: Database, account_id: str, addresses: Iterable[str]) -> 
     return {wanted[a] for a in found}
 
 
+UPDATABLE = frozenset({"require_consent", "tracking_base_url", "track_opens", "track_clicks",
+                       "list_unsubscribe", "daily_limit", "bounce_address"})
+
+
+def update_account(db: Database, account_id: str, fields: dict[str, Any]) -> bool:
+    """Change an account's settings (only the columns in UPDATABLE)."""
+    bad = set(fields) - UPDATABLE
+    if bad:
+        raise ValueError(f"cannot update {sorted(bad)}")
+    if not fields:
+        return True
+    with db.write() as conn:
+        return conn.execute(update(accounts).where(accounts.c.id == account_id)
+                            .values(**fields)).rowcount > 0
+
+
 def set_require_consent(db: Database, account_id: str, value: bool) -> bool:
     with db.write() as conn:
         return conn.execute(update(accounts).where(accounts.c.id == account_id)

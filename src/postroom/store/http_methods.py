@@ -75,6 +75,11 @@ class HttpStoreMixin:
     def consented_among(self, account_id: str, addresses: Sequence[str]) -> set[str]:
         return http_data.consented_among(self._db, account_id, addresses)
 
+    def update_account(self, account_id: str, fields: dict[str, Any]) -> bool:
+        """Change settings: require_consent, tracking_base_url, track_opens, track_clicks,
+        list_unsubscribe, daily_limit, bounce_address."""
+        return http_data.update_account(self._db, account_id, fields)
+
     def set_require_consent(self, account_id: str, value: bool) -> bool:
         return http_data.set_require_consent(self._db, account_id, value)
 

@@ -47,6 +47,10 @@ def account(m: Mapping[str, Any]) -> Account:
         trusted_networks=_tuple(m["trusted_networks"]),
         created_at=m["created_at"],
         require_consent=bool(m.get("require_consent", False)),
+        tracking_base_url=m.get("tracking_base_url"),
+        track_opens=bool(m.get("track_opens", False)),
+        track_clicks=bool(m.get("track_clicks", False)),
+        list_unsubscribe=bool(m.get("list_unsubscribe", False)),
     )
 
 

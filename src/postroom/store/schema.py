@@ -89,6 +89,10 @@ accounts = Table(
     Column("trusted_networks", JSON, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("require_consent", Boolean, nullable=False, server_default=false()),
+    Column("tracking_base_url", String(500)),
+    Column("track_opens", Boolean, nullable=False, server_default=false()),
+    Column("track_clicks", Boolean, nullable=False, server_default=false()),
+    Column("list_unsubscribe", Boolean, nullable=False, server_default=false()),
 )
 
 api_keys = Table(

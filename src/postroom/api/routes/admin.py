@@ -30,6 +30,10 @@ class NewAccount(BaseModel):
     allow_ips: list[str] = Field(default_factory=list)
     trusted_networks: list[str] = Field(default_factory=list)
     require_consent: bool = False
+    tracking_base_url: str | None = None
+    track_opens: bool = False
+    track_clicks: bool = False
+    list_unsubscribe: bool = False
 
 
 class NewKey(BaseModel):
@@ -65,9 +69,14 @@ async def create_account(request: Request, body: NewAccount, _: Principal = ADMI
                        {"name": body.name}) from None
     except ValueError as exc:
         raise ApiError("INVALID_DATA", str(exc)) from None
-    if body.require_consent:
-        await asyncio.to_thread(store.set_require_consent, account.id, True)
-        account = await asyncio.to_thread(store.get_account, account.id)
+    try:
+        account = await asyncio.to_thread(
+            admin_accounts.update_settings, store, account.id,
+            require_consent=body.require_consent, tracking_base_url=body.tracking_base_url,
+            track_opens=body.track_opens, track_clicks=body.track_clicks,
+            list_unsubscribe=body.list_unsubscribe)
+    except ValueError as exc:
+        raise ApiError("INVALID_DATA", str(exc)) from None
     return {"data": jsonable(account)}
 
 
