@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
      "smtp.client_protocol", "smtp.client_message", "smtp.client_transaction"},
     {"store", "render", "dialects", "smtp.server", "smtp.client", "smtp.tls", "smtp"},
     {"submission", "delivery", "events", "tracking"},
+    {"inbound"},
     {"admin"},
     {"api", "web"},
     {"runtime"},

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from postroom.config.settings import Settings
+from postroom.inbound.handler import IngressHandler
+from postroom.inbound.service import InboundService
 from postroom.smtp.server import ConnectionLimiter, ListenerConfig, ServerOptions, start_listeners
 from postroom.smtp.tls import ensure_dev_certificate, server_context
 from postroom.submission.service import SubmissionService
@@ -46,6 +48,7 @@ def listener_configs(settings: Settings) -> list[ListenerConfig]:
         ("plain", s.listen_plain, False, False),
         ("implicit_tls", s.listen_implicit_tls, True, False),
         ("starttls", s.listen_starttls, False, not s.allow_plaintext_auth),
+        ("inbound", s.listen_inbound, False, False),
     ):
         if addr:
             host, port = split_hostport(addr)
@@ -166,7 +169,9 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
 
         writer_server = WriterServer(store, link)
         await writer_server.start()
-    servers = await start_listeners(opts, listener_configs(settings), lambda: service,
+    handler = IngressHandler(
+        service, InboundService(store, on_suppressed=service.suppressions.add_local))
+    servers = await start_listeners(opts, listener_configs(settings), lambda: handler,
                                     reuse_port=reuse_port)
     background: list[asyncio.Task[Any]] = []
     if full:

@@ -46,6 +46,12 @@ class SmtpSettings(_Section):
         description="host:port of the submission listener (STARTTLS). Empty disables it. "
         "Production: :587.",
     )
+    listen_inbound: str = Field(
+        "",
+        description="host:port of a listener for mail TO Postroom only (asynchronous bounces to "
+        "VERP return paths, mailto unsubscribes), from any sender, without AUTH. Empty: off "
+        "(the plain listener still takes bounces sent with the null sender).",
+    )
     tls_cert: str | None = Field(
         None,
         description="PEM certificate chain. When unset, a self-signed development certificate "

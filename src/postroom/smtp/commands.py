@@ -56,7 +56,7 @@ def is_valid_mailbox(address: str) -> bool:
     if len(address) > 254 or "@" not in address:
         return False
     local, _, domain = address.rpartition("@")
-    if len(local) > 64 or len(domain) > 253:
+    if len(local) > 128 or len(domain) > 253:  # RFC 5321 says 64, but be liberal (VERP)
         return False
     return MAILBOX_RE.match(address) is not None
 

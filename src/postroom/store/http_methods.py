@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from postroom.model.records import Consent, Event, NewMessage, StoredFile, Template
-from postroom.store import http_data
+from postroom.store import http_data, inbound
 from postroom.store.engine import Database
 
 
@@ -19,6 +19,15 @@ class HttpStoreMixin:
         """Durably queue several messages in one transaction (group-committed; all or none)."""
         if batch:
             await self.writer.enqueue(tuple(batch))
+
+    # mail coming back (asynchronous bounces through VERP)
+    def record_async_bounce(self, message_id: str, recipient_id: int, *, reply: str, hard: bool,
+                            data: dict[str, Any]) -> tuple[str, str] | None:
+        return inbound.record_async_bounce(self._db, message_id, recipient_id, reply=reply,
+                                           hard=hard, data=data)
+
+    def recipient_of(self, message_id: str, recipient_id: int) -> tuple[str, str] | None:
+        return inbound.recipient_of(self._db, message_id, recipient_id)
 
     # idempotency
     def idempotency_claim(self, account_id: str, key: str, request_hash: str, *,
