@@ -8,15 +8,13 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
-from datetime import datetime
-from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from postroom.config.settings import ConfigError, Settings, load_settings
+from postroom.model.jsonable import jsonable as to_jsonable
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Postroom: a self-hosted SMTP API.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Sending accounts.")
@@ -73,20 +71,6 @@ def redact(url: str) -> str:
     return url
 
 
-def to_jsonable(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return to_jsonable(asdict(value))
-    if isinstance(value, dict):
-        return {k: to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, bytes):
-        return None
-    return value
 
 
 def echo_json(value: Any) -> None:
