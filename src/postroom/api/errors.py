@@ -82,13 +82,16 @@ def install(app: FastAPI) -> None:
                                  "message": "Method not allowed.", "status": "error"}, 405)
         return error_response(ApiError("INVALID_DATA", str(exc.detail)))
 
+    from postroom.store.errors import StoreError
+
+    @app.exception_handler(StoreError)  # handled here, so the connection stays usable
+    async def _store(request: Request, exc: StoreError) -> JSONResponse:
+        ref = secrets.token_hex(6)
+        log.error("store error (ref %s): %s", ref, exc)
+        return error_response(ApiError("SERVICE_UNAVAILABLE", details={"ref": ref}))
+
     @app.exception_handler(Exception)
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
-        from postroom.store.errors import StoreError
-
         ref = secrets.token_hex(6)
-        if isinstance(exc, StoreError):
-            log.error("store error (ref %s): %s", ref, exc)
-            return error_response(ApiError("SERVICE_UNAVAILABLE", details={"ref": ref}))
         log.exception("internal error (ref %s) on %s %s", ref, request.method, request.url.path)
         return error_response(ApiError("INTERNAL_ERROR", details={"ref": ref}))
