@@ -201,8 +201,9 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
 
 async def _start_extras(settings: Settings, store: Any, service: SubmissionService
                         ) -> list[asyncio.Task[Any]]:
-    """The HTTP server and, when `[delivery] enabled`, the delivery workers run beside the
-    ingress. Cancelling the delivery task is its graceful stop (see delivery/service.py)."""
+    """The HTTP server and, when enabled, the delivery workers and the webhook service run
+    beside the ingress, each delivery and webhooks in a thread of its own. Cancelling their
+    tasks is their graceful stop (see delivery/service.py, events/service.py)."""
     import uvicorn
 
     from postroom.api.app import create_app
@@ -222,4 +223,8 @@ async def _start_extras(settings: Settings, store: Any, service: SubmissionServi
         from postroom.delivery.service import run_in_own_thread
 
         tasks.append(loop.create_task(run_in_own_thread(settings, store), name="delivery"))
+    if settings.webhooks.enabled:
+        from postroom.events.service import run_in_own_thread as run_webhooks
+
+        tasks.append(loop.create_task(run_webhooks(settings, store), name="webhooks"))
     return tasks

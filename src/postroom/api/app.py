@@ -23,6 +23,7 @@ from postroom.api.routes import (
     suppressions,
     templates,
     tracking,
+    webhooks,
 )
 from postroom.config.settings import Settings
 from postroom.submission.http_send import HttpSender
@@ -59,7 +60,8 @@ def create_app(
         store, hostname=settings.smtp.hostname,
         consent_link=lambda account_id, address: privacy.consent_url(app, account_id, address),
     )
-    for module in (send, messages, suppressions, files, templates, privacy, admin, tracking):
+    for module in (send, messages, suppressions, files, templates, privacy, admin, tracking,
+                   webhooks):
         app.include_router(module.router)
 
     @app.get("/health", tags=["ops"])

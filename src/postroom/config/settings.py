@@ -197,6 +197,51 @@ class DeliverySettings(_Section):
         return value
 
 
+class WebhookSettings(_Section):
+    """Events out: account webhooks and per-message notify/tracking URLs."""
+
+    enabled: bool = Field(
+        True, description="Run the webhook dispatcher and sender inside `postroom serve` "
+        "(in a thread of their own: a slow receiver never slows mail delivery).",
+    )
+    retry_base_seconds: float = Field(
+        10.0, gt=0, le=3600,
+        description="Wait before the first retry of a failed delivery; each later wait doubles.",
+    )
+    retry_max_seconds: float = Field(
+        3600.0, gt=0, description="Longest wait between two attempts of one delivery."
+    )
+    give_up_after_seconds: float = Field(
+        259200.0, ge=86400,
+        description="Keep retrying (timeouts, connection errors, 5xx, 408, 429) this long after "
+        "the event; at least 24 hours.",
+    )
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="Time one POST may take, connecting included."
+    )
+    max_concurrency: int = Field(64, ge=1, le=1000, description="POSTs in flight in total.")
+    max_per_endpoint: int = Field(
+        8, ge=1, le=100,
+        description="POSTs in flight to one receiver (scheme, host and port): a dead receiver "
+        "holds at most this many slots, never the others'.",
+    )
+    dispatch_batch: int = Field(
+        1000, ge=1, le=10000, description="Events turned into deliveries per store transaction."
+    )
+    poll_seconds: float = Field(
+        0.25, gt=0, le=60, description="Longest idle wait before looking for new events again."
+    )
+    lease_seconds: float = Field(
+        300.0, ge=10,
+        description="How long a delivery being attempted stays leased to this process.",
+    )
+    secret_overlap_hours: float = Field(
+        24.0, ge=0, le=720,
+        description="After a secret rotation, how long the previous secret still signs "
+        "deliveries (a second v1 signature), unless the rotation says otherwise.",
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
@@ -209,6 +254,7 @@ class Settings(BaseSettings):
     http: HttpSettings = Field(default_factory=HttpSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
 
     @classmethod
     def settings_customise_sources(

@@ -29,9 +29,10 @@ from postroom.store.domains import DkimKey
 from postroom.store.engine import Database
 from postroom.store.http_methods import HttpStoreMixin
 from postroom.store.outbound import Finish, FollowUps
+from postroom.store.webhook_methods import WebhookStoreMixin
 
 
-class Store(HttpStoreMixin):
+class Store(HttpStoreMixin, WebhookStoreMixin):
     """The durable queue and everything else Postroom keeps (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str) -> None:

@@ -1,0 +1,34 @@
+"""Checks shared by the API and the CLI before a webhook is stored."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from postroom.model.records import EventType
+
+MAX_URL = 2000
+MAX_BATCH = 1000
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be a webhook (None when it can): http(s), a host, no credentials."""
+    if len(url) > MAX_URL:
+        return f"the URL is longer than {MAX_URL} characters"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return "the URL is malformed"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "the URL must be http:// or https:// with a host"
+    if parts.username or parts.password:
+        return "the URL must not carry credentials (deliveries are signed instead)"
+    if any(c.isspace() for c in url):
+        return "the URL contains whitespace"
+    return None
+
+
+def unknown_types(types: Sequence[str]) -> list[str]:
+    known = {t.value for t in EventType}
+    return [t for t in types if t not in known]

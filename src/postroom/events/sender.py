@@ -1,0 +1,175 @@
+"""POSTing deliveries: leased from the store, signed at send time, retried by `policy`.
+
+Isolation is the point. Every receiver (scheme, host, port) has at most `max_per_endpoint`
+POSTs in flight and the claim query leaves out receivers that are full or cooling down after a
+timeout or refused connection, so a dead receiver costs a few slots and a probe now and then,
+never the other receivers' turn (no head-of-line blocking). Outcomes are buffered and written
+in one transaction per ~50 ms, so a busy sender does not take the store's write lock per POST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+
+from postroom import __version__
+from postroom.config.settings import WebhookSettings
+from postroom.events import policy, signing
+from postroom.model.webhooks import AttemptOutcome, DeliveryJob, DeliveryStatus
+
+log = logging.getLogger("postroom.events")
+FLUSH_SECONDS = 0.05
+USER_AGENT = f"Postroom-Webhooks/{__version__}"
+
+
+def headers(job: DeliveryJob, attempt: int, timestamp: int | None = None) -> dict[str, str]:
+    """The headers of one attempt: the delivery id is the same on every attempt (dedupe on
+    it); the signature is made anew (its time is part of what is signed)."""
+    return {
+        "Content-Type": job.content_type,
+        "User-Agent": USER_AGENT,
+        "Postroom-Delivery-Id": job.id,
+        "Postroom-Event-Id": ",".join(str(i) for i in job.event_ids),
+        "Postroom-Attempt": str(attempt),
+        signing.HEADER: signing.sign(job.body.encode(), job.secrets, timestamp),
+    }
+
+
+class Sender:
+    def __init__(self, store: Any, settings: WebhookSettings, owner: str,
+                 client: httpx.AsyncClient | None = None) -> None:
+        self.store, self.settings, self.owner = store, settings, owner
+        self.client = client or httpx.AsyncClient(
+            timeout=settings.timeout_seconds, follow_redirects=False, trust_env=False,
+            limits=httpx.Limits(max_connections=settings.max_concurrency,
+                                max_keepalive_connections=settings.max_concurrency))
+        self.in_flight: dict[str, int] = defaultdict(int)
+        self.cooling: dict[str, float] = {}
+        self.wake = asyncio.Event()
+        self._outcomes: list[AttemptOutcome] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def room(self, endpoint: str) -> int:
+        return self.settings.max_per_endpoint - self.in_flight.get(endpoint, 0)
+
+    def _skip(self) -> set[str]:
+        now = time.monotonic()
+        self.cooling = {e: t for e, t in self.cooling.items() if t > now}
+        return set(self.cooling) | {e for e in self.in_flight if self.room(e) <= 0}
+
+    async def run(self, stopping: asyncio.Event) -> None:
+        """Claim and send until `stopping` is set; then wait for what is in flight."""
+        flusher = asyncio.create_task(self._flush_loop())
+        s = self.settings
+        try:
+            while not stopping.is_set():
+                free = s.max_concurrency - sum(self.in_flight.values())
+                jobs: list[DeliveryJob] = []
+                if free > 0:
+                    try:
+                        jobs = await asyncio.to_thread(
+                            self.store.claim_webhook_deliveries, self.owner,
+                            now=datetime.now(UTC), limit=min(free, 200),
+                            lease_seconds=s.lease_seconds, skip=self._skip(), room=self.room)
+                    except Exception:
+                        log.exception("webhooks: claiming failed; retrying shortly")
+                for job in jobs:
+                    self.in_flight[job.endpoint] += 1
+                    task = asyncio.create_task(self._attempt(job))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                if jobs and len(jobs) < free:
+                    continue  # more may be due right now
+                self.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.wake.wait(), await self._idle_delay(free))
+        finally:
+            if self._tasks:
+                await asyncio.wait(list(self._tasks), timeout=min(s.timeout_seconds, 4.0))
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await self._flush()
+            await self.client.aclose()
+
+    async def _idle_delay(self, free: int) -> float:
+        poll = self.settings.poll_seconds
+        if free <= 0:
+            return poll
+        try:
+            due = await asyncio.to_thread(self.store.next_webhook_due_at)
+        except Exception:
+            return poll
+        if due is None:
+            return poll
+        return min(poll, max(0.02, (due - datetime.now(UTC)).total_seconds()))
+
+    async def _attempt(self, job: DeliveryJob) -> None:
+        attempt = job.attempts + 1
+        at, started = datetime.now(UTC), time.monotonic()
+        code: int | None = None
+        error: str | None = None
+        asked: float | None = None
+        try:
+            response = await self.client.post(job.url, content=job.body.encode(),
+                                              headers=headers(job, attempt))
+            code = response.status_code
+            if not 200 <= code < 300:
+                error = f"HTTP {code}: {response.text[:200]}"
+                asked = policy.retry_after(response.headers.get("retry-after"), at)
+        except httpx.TimeoutException:
+            error = f"timeout after {self.settings.timeout_seconds:g} s"
+        except (httpx.HTTPError, OSError) as exc:
+            error = f"connection error: {type(exc).__name__}: {exc}"[:300]
+        finally:
+            self.in_flight[job.endpoint] -= 1
+            if self.in_flight[job.endpoint] <= 0:
+                del self.in_flight[job.endpoint]
+        self._outcomes.append(self._outcome(job, attempt, at, started, code, error, asked))
+        self.wake.set()
+
+    def _outcome(self, job: DeliveryJob, attempt: int, at: datetime, started: float,
+                 code: int | None, error: str | None, asked: float | None) -> AttemptOutcome:
+        s = self.settings
+        took = int((time.monotonic() - started) * 1000)
+        verdict = policy.verdict(code)
+        base = AttemptOutcome(job.id, attempt, at, took, DeliveryStatus.SUCCEEDED, code, error)
+        if verdict is policy.Verdict.DONE:
+            return base
+        if verdict is policy.Verdict.STOP:
+            return replace(base, status=DeliveryStatus.FAILED)
+        if code is None or code in (429, 503):  # the receiver is down or asks us to slow down
+            pause = asked if asked is not None else s.retry_base_seconds
+            self.cooling[job.endpoint] = time.monotonic() + min(pause, s.retry_max_seconds)
+        when = policy.next_attempt(attempt, datetime.now(UTC), job.give_up_at,
+                                   base=s.retry_base_seconds, cap=s.retry_max_seconds,
+                                   asked=asked)
+        if when is None:
+            since = f"{job.created_at:%Y-%m-%d %H:%M} UTC"
+            return replace(base, status=DeliveryStatus.FAILED,
+                           error=f"{error} (gave up: failing since {since})")
+        return replace(base, status=DeliveryStatus.PENDING, next_attempt_at=when)
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._outcomes:
+            return
+        batch, self._outcomes = self._outcomes, []
+        try:
+            await asyncio.to_thread(self.store.record_webhook_attempts, self.owner, batch)
+        except Exception:  # keep them: the leases still hold, the next flush tries again
+            log.exception("webhooks: recording %d attempts failed", len(batch))
+            self._outcomes = batch + self._outcomes
+            await asyncio.sleep(1.0)

@@ -1,0 +1,247 @@
+"""Webhook deliveries as durable work: the dispatch cursor, leases, attempts, history.
+
+Dispatch reads a window of the event log past the cursor (read transaction), lets the caller
+plan deliveries from it without holding any lock, then writes the deliveries and moves the
+cursor in ONE write transaction guarded by a version check: two dispatchers (processes, nodes)
+can never both turn the same events into deliveries, and a crash between the two steps loses
+nothing (the cursor did not move). Event ids are commit order on SQLite, but on PostgreSQL a
+transaction can commit an id below one already seen; such holes are kept in `gaps` and looked
+at again until GAP_GRACE_SECONDS have passed (a rolled-back insert leaves one forever).
+
+Leases work as in `claim.py`: FOR UPDATE SKIP LOCKED on PostgreSQL, BEGIN IMMEDIATE on SQLite.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import func, or_, select, update
+
+from postroom.model.ids import new_id
+from postroom.model.records import Event, MessageRecord
+from postroom.model.webhooks import (
+    AttemptOutcome,
+    DeliveryJob,
+    DeliveryKind,
+    DeliveryStatus,
+    NewDelivery,
+    Webhook,
+)
+from postroom.store import rows
+from postroom.store.delivery import _aware
+from postroom.store.engine import Database
+from postroom.store.reads import _MESSAGE_COLUMNS
+from postroom.store.schema import (
+    events,
+    messages,
+    webhook_account_secrets,
+    webhook_attempts,
+    webhook_cursor,
+    webhook_deliveries,
+    webhooks,
+)
+from postroom.store.webhooks import ensure_account_secrets, signing_secrets, webhooks_of
+
+CURSOR = "events"
+GAP_GRACE_SECONDS = 120.0
+MAX_GAPS = 10_000
+_CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """What a planner sees: new events, their messages and the accounts' live webhooks."""
+
+    events: list[Event]
+    messages: dict[str, MessageRecord]
+    webhooks: dict[str, list[Webhook]]
+
+
+Planner = Callable[[Window], Sequence[NewDelivery]]
+
+
+def endpoint_of(url: str) -> str:
+    """scheme://host:port: deliveries to one server share its concurrency and back-off."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _in_chunks(conn: Any, make: Callable[[list[Any]], Any], keys: Sequence[Any]) -> list[Any]:
+    found: list[Any] = []
+    for start in range(0, len(keys), _CHUNK):
+        found += conn.execute(make(list(keys[start:start + _CHUNK]))).all()
+    return found
+
+
+def _cursor(db: Database) -> tuple[int, list[list[float]], int]:
+    query = select(webhook_cursor).where(webhook_cursor.c.name == CURSOR)
+    with db.read() as conn:
+        row = conn.execute(query).first()
+    if row is None:  # the migration makes it; a wiped table starts at the log's end
+        with db.write() as conn:
+            top = conn.execute(select(func.max(events.c.id))).scalar() or 0
+            conn.execute(db.insert(webhook_cursor).values(
+                name=CURSOR, position=top, gaps=[], version=0, updated_at=rows.utc_now(),
+            ).on_conflict_do_nothing(index_elements=["name"]))
+            row = conn.execute(query).one()
+    return int(row.position), list(row.gaps or []), int(row.version)
+
+
+def dispatch(db: Database, plan: Planner, *, limit: int, give_up_after: float) -> int:
+    """Turn up to `limit` new events into deliveries; returns how many events were read
+    (0 also when another dispatcher moved the cursor first: just call again)."""
+    position, gaps, version = _cursor(db)
+    with db.read() as conn:
+        fresh = [rows.event(r._mapping) for r in conn.execute(
+            select(events).where(events.c.id > position).order_by(events.c.id).limit(limit))]
+        late = [rows.event(r._mapping) for r in _in_chunks(
+            conn, lambda ids: select(events).where(events.c.id.in_(ids)),
+            [int(g[0]) for g in gaps])]
+        seen = sorted(fresh + late, key=lambda e: e.id)
+        ids = sorted({e.message_id for e in seen if e.message_id})
+        found = {r.id: rows.message(r._mapping, ()) for r in _in_chunks(
+            conn, lambda part: select(*_MESSAGE_COLUMNS).where(messages.c.id.in_(part)), ids)}
+        accounts = {m.account_id for m in found.values()}
+        accounts |= {str(e.data["account_id"]) for e in seen if e.data.get("account_id")}
+        hooks = webhooks_of(conn, accounts)
+    if not seen and not gaps:
+        return 0
+    planned = list(plan(Window(seen, found, hooks))) if seen else []
+    top = fresh[-1].id if fresh else position
+    now_s = time.time()
+    done = {e.id for e in seen}
+    kept = [g for g in gaps if int(g[0]) not in done and now_s - g[1] < GAP_GRACE_SECONDS]
+    kept += [[i, now_s] for i in range(position + 1, top + 1) if i not in done]
+    kept = kept[-MAX_GAPS:]
+    now = rows.utc_now()
+    with db.write() as conn:
+        moved = conn.execute(update(webhook_cursor).where(
+            webhook_cursor.c.name == CURSOR, webhook_cursor.c.version == version,
+        ).values(position=top, gaps=kept, version=version + 1, updated_at=now)).rowcount
+        if moved != 1:
+            return 0
+        signed_by_account = [d.account_id for d in planned if d.webhook_id is None]
+        ensure_account_secrets(db, conn, signed_by_account)
+        if planned:
+            conn.execute(webhook_deliveries.insert(), [_delivery_row(d, now, give_up_after)
+                                                      for d in planned])
+    return len(seen)
+
+
+def _delivery_row(d: NewDelivery, now: datetime, give_up_after: float) -> dict[str, Any]:
+    return {
+        "id": new_id(), "account_id": d.account_id, "webhook_id": d.webhook_id,
+        "kind": DeliveryKind(d.kind).value, "url": d.url, "endpoint": endpoint_of(d.url),
+        "content_type": d.content_type, "body": d.body, "event_ids": list(d.event_ids),
+        "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
+        "give_up_at": now + timedelta(seconds=give_up_after), "lease_owner": None,
+        "lease_until": None, "last_status_code": None, "last_error": None,
+        "created_at": now, "updated_at": now,
+    }
+
+
+def claim(db: Database, owner: str, *, now: datetime, limit: int, lease_seconds: float,
+          skip: Collection[str] = (), room: Callable[[str], int] = lambda _: 1 << 30
+          ) -> list[DeliveryJob]:
+    """Lease up to `limit` due deliveries, leaving out endpoints in `skip` and taking at most
+    `room(endpoint)` for each other one (so one slow endpoint cannot fill a batch)."""
+    d = webhook_deliveries.c
+    due = (select(d.id, d.endpoint).where(
+        d.status == DeliveryStatus.PENDING.value, d.next_attempt_at <= now,
+        or_(d.lease_until.is_(None), d.lease_until < now),
+    ).order_by(d.next_attempt_at, d.id).limit(limit * 4))
+    if skip:
+        due = due.where(d.endpoint.not_in(list(skip)))
+    if not db.is_sqlite:
+        due = due.with_for_update(skip_locked=True)
+    with db.write() as conn:
+        taken: dict[str, int] = {}
+        ids = []
+        for did, endpoint in conn.execute(due):
+            if len(ids) < limit and taken.get(endpoint, 0) < room(endpoint):
+                taken[endpoint] = taken.get(endpoint, 0) + 1
+                ids.append(did)
+        if not ids:
+            return []
+        conn.execute(update(webhook_deliveries).where(d.id.in_(ids)).values(
+            lease_owner=owner, lease_until=now + timedelta(seconds=lease_seconds)))
+        found = conn.execute(select(webhook_deliveries).where(d.id.in_(ids))).mappings().all()
+        keys = _secrets_for(conn, found, now)
+    order = {did: i for i, did in enumerate(ids)}
+    return [DeliveryJob(
+        id=m["id"], url=m["url"], endpoint=m["endpoint"], content_type=m["content_type"],
+        body=m["body"], event_ids=tuple(m["event_ids"] or ()), attempts=m["attempts"],
+        created_at=m["created_at"], give_up_at=m["give_up_at"],
+        secrets=keys.get(m["webhook_id"] or m["account_id"], ()),
+    ) for m in sorted(found, key=lambda m: order[m["id"]])]
+
+
+def _secrets_for(conn: Any, found: Sequence[Any], now: datetime) -> dict[str, tuple[str, ...]]:
+    """{webhook id or account id: signing secrets} for the claimed deliveries."""
+    hook_ids = sorted({m["webhook_id"] for m in found if m["webhook_id"]})
+    account_ids = sorted({m["account_id"] for m in found if not m["webhook_id"]})
+    keys: dict[str, tuple[str, ...]] = {}
+    for table, key_col, wanted in ((webhooks, webhooks.c.id, hook_ids),
+                                   (webhook_account_secrets,
+                                    webhook_account_secrets.c.account_id, account_ids)):
+        for row in _in_chunks(conn, lambda part, t=table, k=key_col: select(
+                k, t.c.secret, t.c.previous_secret, t.c.previous_secret_until
+        ).where(k.in_(part)), wanted):
+            keys[row[0]] = signing_secrets(row[1], row[2], row[3], now)
+    return keys
+
+
+def record(db: Database, owner: str, outcomes: Sequence[AttemptOutcome]) -> int:
+    """Record attempts and their consequences in one transaction; returns how many deliveries
+    changed (an attempt whose lease was lost is still kept in the history)."""
+    if not outcomes:
+        return 0
+    d = webhook_deliveries.c
+    changed = 0
+    now = rows.utc_now()
+    with db.write() as conn:
+        for o in outcomes:
+            rows.require_aware(o.next_attempt_at, "next_attempt_at")
+            changed += conn.execute(update(webhook_deliveries).where(
+                d.id == o.delivery_id, d.lease_owner == owner,
+            ).values(status=o.status.value, attempts=o.attempt, next_attempt_at=o.next_attempt_at,
+                     lease_owner=None, lease_until=None, last_status_code=o.status_code,
+                     last_error=o.error, updated_at=now)).rowcount
+        conn.execute(webhook_attempts.insert(), [{
+            "delivery_id": o.delivery_id, "attempt": o.attempt, "at": o.at,
+            "duration_ms": o.duration_ms, "status_code": o.status_code,
+            "error": (o.error or None) and o.error[:1000]} for o in outcomes])
+    return changed
+
+
+def release(db: Database, owner: str) -> int:
+    """Drop `owner`'s leases (graceful stop): those deliveries are due again at once."""
+    with db.write() as conn:
+        return int(conn.execute(update(webhook_deliveries).where(
+            webhook_deliveries.c.lease_owner == owner,
+        ).values(lease_owner=None, lease_until=None)).rowcount)
+
+
+def counts(db: Database) -> dict[str, int]:
+    """Deliveries per status (every status present)."""
+    found = {s.value: 0 for s in DeliveryStatus}
+    with db.read() as conn:
+        for status, n in conn.execute(select(webhook_deliveries.c.status, func.count())
+                                      .group_by(webhook_deliveries.c.status)):
+            found[status] = int(n)
+    return found
+
+
+def next_due_at(db: Database) -> datetime | None:
+    """When the earliest pending delivery is due (None when none is pending)."""
+    d = webhook_deliveries.c
+    with db.read() as conn:
+        value = conn.execute(select(func.min(func.coalesce(d.lease_until, d.next_attempt_at)))
+                             .where(d.status == DeliveryStatus.PENDING.value)).scalar()
+    return None if value is None else _aware(value)
