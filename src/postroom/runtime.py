@@ -170,7 +170,8 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
         writer_server = WriterServer(store, link)
         await writer_server.start()
     handler = IngressHandler(
-        service, InboundService(store, on_suppressed=service.suppressions.add_local))
+        service, InboundService(store, on_suppressed=service.suppressions.add_local,
+                                feedback_address=s.feedback_address, hostname=s.hostname))
     servers = await start_listeners(opts, listener_configs(settings), lambda: handler,
                                     reuse_port=reuse_port)
     background: list[asyncio.Task[Any]] = []

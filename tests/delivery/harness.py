@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from support.dns_stub import DnsStub
-from support.server import RunningServer, make_server
+from support.server import RunningServer, free_port, make_server
 
 SENDER_DOMAIN = "sender.test"
 BOUNCE_ADDRESS = "bounces@bounce.test"
@@ -41,9 +41,16 @@ def delivery_config(dns: DnsStub, mx_port: int, **extra: Any) -> str:
 
 def start_server(root: Path, dns: DnsStub, mx_port: int, *, bounce: bool = False,
                  dkim: bool = False, storage_url: str | None = None,
-                 account: bool = True, **extra: Any) -> RunningServer:
-    server = make_server(root, storage_url=storage_url,
+                 account: bool = True, feedback: bool = False, **extra: Any) -> RunningServer:
+    smtp_extra = ""
+    inbound = 0
+    if feedback:
+        inbound = free_port()
+        smtp_extra = (f'feedback_address = "fbl@postroom.test"\n'
+                      f'listen_inbound = "127.0.0.1:{inbound}"\n')
+    server = make_server(root, storage_url=storage_url, smtp_extra=smtp_extra,
                          delivery=delivery_config(dns, mx_port, **extra))
+    server.inbound = inbound
     if account:
         args = ["--sender-domain", SENDER_DOMAIN, "--trusted-network", "127.0.0.0/8"]
         if bounce:

@@ -99,3 +99,67 @@ def test_unauthenticated_senders_still_need_auth(tmp_path: Path) -> None:
                 assert c.mail("someone@example.org") == (530, b"5.7.0 Authentication required")
         finally:
             server.stop()
+
+
+ARF = """From: feedback@fbl.example.net\r
+To: fbl@postroom.test\r
+Subject: FW: Spring sale\r
+MIME-Version: 1.0\r
+Content-Type: multipart/report; report-type=feedback-report; boundary="P"\r
+\r
+--P\r
+Content-Type: text/plain\r
+\r
+This is an email abuse report for an email message received from IP 127.0.0.1.\r
+--P\r
+Content-Type: message/feedback-report\r
+\r
+Feedback-Type: abuse\r
+User-Agent: SomeFBL/1.0\r
+Version: 1\r
+Original-Mail-From: <{verp}>\r
+Original-Rcpt-To: <{rcpt}>\r
+Arrival-Date: Mon, 23 Nov 2026 10:00:00 +0000\r
+Source-IP: 127.0.0.1\r
+\r
+--P\r
+Content-Type: text/rfc822-headers\r
+\r
+From: Sender <news@sender.test>\r
+To: {rcpt}\r
+Subject: Spring sale\r
+Message-ID: <Hello@sender.test>\r
+\r
+--P--\r
+"""
+
+
+def test_arf_complaint_suppresses_the_address(tmp_path: Path) -> None:
+    with dns_world() as dns, SmtpSink() as sink:
+        server = start_server(tmp_path, dns, sink.port, feedback=True, bounce=True)
+        try:
+            mid = submit(server, ["angry@rcpt.test"])
+            wait_statuses(server, mid, {"angry@rcpt.test": "delivered"})
+            [got] = sink.wait_for_messages(1)
+            # the provider's report carries the VERP return path the copy went out with
+            report = ARF.format(rcpt="angry@rcpt.test", verp=got.mail_from)
+            # a feedback loop sends from a real address: the inbound listener takes it
+            with smtplib.SMTP("127.0.0.1", server.inbound, timeout=10) as c:
+                c.ehlo("fbl.example.net")
+                assert c.mail("feedback@fbl.example.net")[0] == 250
+                assert c.rcpt("victim@elsewhere.test")[0] == 550
+                assert c.rcpt("fbl@postroom.test")[0] == 250
+                assert c.data(report.encode())[0] == 250
+            events = server.message(mid)["events"]
+            complained = [e for e in events if e["type"] == "complained"]
+            assert complained and complained[0]["recipient"] == "angry@rcpt.test"
+            from postroom.store.api import Store
+
+            store = Store(server.storage_url)
+            try:
+                account = store.get_account("sender")
+                assert store.suppressed_among(account.id, ["angry@rcpt.test"])
+            finally:
+                store.close()
+        finally:
+            server.stop()

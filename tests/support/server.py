@@ -49,6 +49,7 @@ class RunningServer:
     proc: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
     storage_url: str = ""
+    inbound: int = 0  # the inbound listener's port, when a test configures one
     keys: dict[str, str] = field(default_factory=dict)
 
     @property

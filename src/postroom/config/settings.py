@@ -52,6 +52,11 @@ class SmtpSettings(_Section):
         "VERP return paths, mailto unsubscribes), from any sender, without AUTH. Empty: off "
         "(the plain listener still takes bounces sent with the null sender).",
     )
+    feedback_address: str | None = Field(
+        None,
+        description="Address that takes ARF (RFC 5965) feedback-loop reports; register it with "
+        "mailbox providers. A complaint suppresses the address and records `complained`.",
+    )
     tls_cert: str | None = Field(
         None,
         description="PEM certificate chain. When unset, a self-signed development certificate "

@@ -1,8 +1,7 @@
 """The SMTP handler `runtime` installs: submission for senders, inbound for mail to Postroom.
 
-MAIL FROM:<> (bounces and reports use the null sender) and, on the dedicated inbound listener,
-any unauthenticated MAIL start an inbound transaction whose recipients must be Postroom's own
-addresses. Every other unauthenticated MAIL is answered `530 5.7.0 Authentication required`.
+MAIL FROM:<> (bounces and reports use the null sender) and every MAIL on the dedicated inbound
+listener start an inbound transaction whose recipients must be Postroom's own addresses. Every other unauthenticated MAIL is answered `530 5.7.0 Authentication required`.
 """
 
 from __future__ import annotations
@@ -33,9 +32,8 @@ class IngressHandler:
 
     async def mail_from(self, session: Session, path: Path) -> Reply:
         # Submission never takes the null sender, so MAIL FROM:<> always means "a report for
-        # Postroom", whoever sends it; any sender may do so on the inbound listener.
-        session.state["inbound_mode"] = path.address == "" or (
-            session.identity is None and session.listener == INBOUND_LISTENER)
+        # Postroom", whoever sends it; the inbound listener takes nothing but such mail.
+        session.state["inbound_mode"] = path.address == "" or session.listener == INBOUND_LISTENER
         session.state.pop("inbound_targets", None)
         if self._inbound(session):
             from postroom.smtp import replies as R

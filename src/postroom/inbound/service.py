@@ -1,8 +1,9 @@
-"""Mail addressed to Postroom itself: VERP bounces and mailto unsubscribes.
+"""Mail addressed to Postroom itself: VERP bounces, mailto unsubscribes, ARF complaints.
 
 Recognised at RCPT by the address alone: a VERP return path whose signature verifies names one
 recipient of one message (`delivery.verp`); `unsubscribe+<token>@…` with the same token format
-unsubscribes that recipient. Anything else is not ours to accept (no open relay).
+unsubscribes that recipient; `[smtp] feedback_address` takes ARF feedback reports (complaints).
+Anything else is not ours to accept (no open relay).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from postroom.delivery import verp
+from postroom.events.arf import parse_arf
 from postroom.inbound.reports import failures
 from postroom.model import EventType
 from postroom.smtp import replies as R
@@ -35,8 +37,11 @@ class Target:
 
 
 class InboundService:
-    def __init__(self, store: Any, *, on_suppressed: Any = None) -> None:
+    def __init__(self, store: Any, *, on_suppressed: Any = None,
+                 feedback_address: str | None = None, hostname: str | None = None) -> None:
         self.store = store
+        self.feedback_address = (feedback_address or "").lower() or None
+        self.hostname = hostname
         self._secret: bytes | None = None
         self.on_suppressed = on_suppressed or (lambda account_id, address: None)
 
@@ -47,6 +52,8 @@ class InboundService:
         return self._secret
 
     async def target(self, address: str) -> Target | None:
+        if self.feedback_address and address.lower() == self.feedback_address:
+            return Target("feedback", "", 0)
         decoded = verp.decode(address, await self.secret())
         if decoded is None:
             return None
@@ -67,6 +74,8 @@ class InboundService:
             try:
                 if target.kind == "bounce":
                     await self._bounce(target, raw)
+                elif target.kind == "feedback":
+                    await self._complaint(raw)
                 else:
                     await self._unsubscribe(target, session)
             except Exception:
@@ -87,6 +96,31 @@ class InboundService:
             data={"status": f.status, "category": "invalid_recipient" if f.hard else "other"})
         if result and f.hard:
             self.on_suppressed(*result)
+
+    async def _complaint(self, raw: bytes) -> None:
+        """An ARF report: find the message and recipient, record `complained`, suppress."""
+        secret = await self.secret()
+        found = parse_arf(raw, verify=lambda a: verp.decode(a, secret), hostname=self.hostname)
+        if found is None:
+            log.info("mail to the feedback address is no ARF complaint; ignored")
+            return
+        account_id = address = None
+        if found.verified and found.message_id and found.recipient_id is not None:
+            pair = await asyncio.to_thread(self.store.recipient_of, found.message_id,
+                                           found.recipient_id)
+            if pair:
+                account_id, address = pair
+        elif found.message_id and found.recipient:
+            record = await asyncio.to_thread(self.store.get_message, found.message_id)
+            if record and any(r.address.lower() == found.recipient.lower()
+                              for r in record.recipients):
+                account_id, address = record.account_id, found.recipient
+        if account_id is None or address is None:
+            log.info("complaint matches no message of ours (%s)", found.message_id_header)
+            return
+        await asyncio.to_thread(self.store.record_complaint, account_id, found.message_id,
+                                address, found.data())
+        self.on_suppressed(account_id, address)
 
     async def _unsubscribe(self, target: Target, session: Session) -> None:
         found = await asyncio.to_thread(self.store.recipient_of, target.message_id,
