@@ -87,3 +87,16 @@ def test_messages_list_and_show_json(config: str) -> None:
     assert shown["recipients"][0]["status"] == "queued"
     assert [e["type"] for e in shown["events"]] == ["queued"]
     assert "r@example.org" in run(config, "messages", "show", mid)[1]
+
+
+def test_files_add_and_list(config: str, tmp_path: Path) -> None:
+    run(config, "accounts", "create", "f", "--sender-domain", "f.example")
+    pdf = tmp_path / "report.pdf"
+    pdf.write_bytes(b"%PDF-1.1 test")
+    code, out = run(config, "files", "add", str(pdf), "--account", "f", "--json")
+    assert code == 0, out
+    stored = json.loads(out)
+    assert stored["name"] == "report.pdf" and stored["content_type"] == "application/pdf"
+    assert stored["key"] in run(config, "files", "list", "--account", "f")[1]
+    assert run(config, "files", "add", str(tmp_path / "missing"), "--account", "f")[0] == 2
+    assert run(config, "files", "add", str(pdf), "--account", "nobody")[0] == 2

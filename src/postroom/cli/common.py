@@ -1,0 +1,80 @@
+"""What every command shares: the Typer apps, `--config`/`--json` options, errors, the store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from postroom.config.settings import ConfigError, Settings, load_settings
+from postroom.model.jsonable import jsonable as to_jsonable
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Postroom: a self-hosted SMTP API.")
+accounts_app = typer.Typer(no_args_is_help=True, help="Sending accounts.")
+keys_app = typer.Typer(no_args_is_help=True, help="API keys (SMTP password / HTTP bearer).")
+messages_app = typer.Typer(no_args_is_help=True, help="Queued messages and their recipients.")
+config_app = typer.Typer(no_args_is_help=True, help="Configuration.")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(messages_app, name="messages")
+app.add_typer(config_app, name="config")
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option("--config", "-c", help="TOML configuration file (default: $POSTROOM_CONFIG)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
+AccountOpt = Annotated[str, typer.Option("--account", help="Account name or id.")]
+TrackingUrlOpt = Annotated[
+    str | None, typer.Option("--tracking-url", help="Base URL of tracking/unsubscribe links.")]
+TrackOpensOpt = Annotated[bool, typer.Option("--track-opens", help="Track opens by default.")]
+TrackClicksOpt = Annotated[bool, typer.Option("--track-clicks", help="Track clicks by default.")]
+ListUnsubOpt = Annotated[bool, typer.Option(
+    "--list-unsubscribe", help="List-Unsubscribe on all mail, not only campaigns.")]
+ConsentOpt = Annotated[bool, typer.Option(
+    "--require-consent", help="Refuse recipients without recorded consent.")]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def settings_from(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def open_store(settings: Settings) -> Any:
+    from postroom.store.api import Store
+
+    try:
+        return Store.open(settings.storage_url)
+    except Exception as exc:  # a bad URL or an unreachable database: say so plainly
+        raise fail(f"cannot open the store at {redact(settings.storage_url)}: {exc}") from None
+
+
+def redact(url: str) -> str:
+    """Hide a password in a database URL before printing it."""
+    if "://" in url and "@" in url.split("://", 1)[1]:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        return f"{scheme}://{creds.split(':')[0]}:***@{host}"
+    return url
+
+
+
+
+def echo_json(value: Any) -> None:
+    typer.echo(json.dumps(to_jsonable(value), indent=2, sort_keys=True))
+
+
+def account_id_of(store: Any, account: str) -> str:
+    found = store.get_account(account)
+    if found is None:
+        raise fail(f"no account {account!r}", 2)
+    return str(found.id)
