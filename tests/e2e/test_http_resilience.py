@@ -61,3 +61,30 @@ def test_scheduled_mail_survives_a_restart(tmp_path: Path) -> None:
         assert shown["not_before"].startswith("2030-01-01T08:00:00")
     finally:
         server.stop()
+
+
+def test_unexpected_errors_are_internal_error_without_internals(tmp_path: Path) -> None:
+    import sqlite3
+
+    server = make_server(tmp_path)
+    key = server.create_account("res", "--sender-domain", "res.example")
+    server.start()
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.http}", timeout=20,
+                          headers={"Authorization": f"Bearer {key}"}) as c:
+            mid = c.post("/v1/send_mail", json={"data": [ITEM]}).json()["data"][0][
+                "details"]["message_id"]
+            # a row no code path writes (options must be an object): the read path trips on it
+            db = sqlite3.connect(server.storage_url.removeprefix("sqlite:///"))
+            db.execute("UPDATE messages SET options = '\"not an object\"' WHERE id = ?", (mid,))
+            db.commit()
+            db.close()
+            r = c.get(f"/v1/messages/{mid}")
+            assert r.status_code == 500
+            body = r.json()
+            assert body["code"] == "INTERNAL_ERROR" and body["status"] == "error"
+            assert set(body["details"]) == {"ref"} and "Traceback" not in r.text
+            assert body["details"]["ref"] in server.log()  # the log has the details
+            assert c.get("/v1/ping").status_code == 200  # and the server carries on
+    finally:
+        server.stop()

@@ -56,7 +56,40 @@ def error_response(err: ApiError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
 
+class CatchAll:
+    """Pure ASGI middleware inside Starlette's ServerErrorMiddleware: an unexpected exception
+    becomes INTERNAL_ERROR here, so it is not re-raised to the server (which would drop the
+    keep-alive connection) and its details go only to the log, under a reference."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            ref = secrets.token_hex(6)
+            log.exception("internal error (ref %s) on %s %s", ref, scope.get("method"),
+                          scope.get("path"))
+            if started:
+                raise
+            response = error_response(ApiError("INTERNAL_ERROR", details={"ref": ref}))
+            await response(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
+    app.add_middleware(CatchAll)
+
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc)
