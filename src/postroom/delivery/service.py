@@ -36,9 +36,14 @@ from postroom.smtp.client import ClientTimeouts
 
 log = logging.getLogger("postroom.delivery")
 
-__all__ = ["DeliveryService", "client_timeouts", "run_in_own_thread"]
+__all__ = ["DeliveryService", "client_timeouts", "public_url", "run_in_own_thread"]
 
 MIN_SLEEP = 0.05
+
+
+def public_url(settings: Settings) -> str:
+    """Where recipients reach tracking and unsubscribe links, as the HTTP server says it."""
+    return (settings.http.public_url or f"http://{settings.http.listen}").rstrip("/")
 
 
 def client_timeouts(lease_seconds: float) -> ClientTimeouts:
@@ -76,7 +81,7 @@ class DeliveryService:
             signers=SignerCache(self.store.get_dkim_key),
             policy=RetryPolicy(d.retry_base_seconds, d.retry_max_seconds, d.expire_seconds),
             hostname=d.helo_name or self.settings.smtp.hostname, verp_secret=secret,
-            deadline=d.lease_seconds * 0.8,
+            deadline=d.lease_seconds * 0.8, public_url=public_url(self.settings),
         )
         workers = [asyncio.create_task(self._work(owner), name=f"delivery-{owner}")
                    for owner in self.owners]

@@ -1,10 +1,12 @@
 """What each outgoing copy carries beyond the stored bytes: our `Received:` field and, when the
 header From domain has a key (`postroom domains add`), a `DKIM-Signature:`.
 
-The stored message is otherwise sent byte for byte. One rendering serves every recipient of the
-message (nothing recipient-specific goes into the header), so several RCPTs can share one
-transaction and the RSA signature is computed once per message, not per copy. Signers are
-cached per domain for `ttl` seconds, so a key added while Postroom runs is used soon after.
+A message with nothing to render (`delivery.copies`) is otherwise sent byte for byte. A message
+whose copies are all alike is rendered once for every recipient, so several RCPTs can share one
+transaction and the RSA signature is computed once per message. A personalized copy is signed
+after it is rendered, with a signature of its own that covers its Subject, To, body and
+List-Unsubscribe fields. Signers are cached per domain for `ttl` seconds, so a key added while
+Postroom runs is used soon after.
 """
 
 from __future__ import annotations
@@ -77,13 +79,15 @@ class SignerCache:
 
 
 def render_copy(
-    raw: bytes, message: MessageRecord, hostname: str, signer: DkimSigner | None
+    raw: bytes, message: MessageRecord, hostname: str, signer: DkimSigner | None,
+    received: bytes | None = None,
 ) -> bytes:
-    """Received + (DKIM-Signature) + the stored message."""
+    """Received + (DKIM-Signature) + the copy (`received`: a field made earlier, reused for
+    the copies of one message)."""
     signature = b""
     if signer is not None:
         try:
             signature = signer.sign(raw)
         except Exception:  # a message the signer cannot parse still goes out, unsigned
             log.exception("DKIM signing failed for message %s", message.id)
-    return received_field(message, hostname) + signature + raw
+    return (received or received_field(message, hostname)) + signature + raw

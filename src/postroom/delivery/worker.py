@@ -2,11 +2,14 @@
 
 A worker hands `deliver_batch(owner, claims)` the recipients it leased. Messages are read in one
 query, suppressions checked per account (a recipient suppressed since it was accepted is failed,
-not sent), copies rendered once per message (Received, DKIM), and the claims of each domain
-become transactions: all recipients of a message on that domain share one transaction, except
-when the account has a bounce address, where each recipient gets its own VERP return path and so
-its own transaction. Domains are attempted concurrently; each domain's outcomes are recorded in
-one store transaction, with their suppressions and DSNs, as soon as that domain is done.
+not sent), and the claims of each domain become transactions. A message whose copies are all
+alike (`delivery.copies`: no per-recipient variables, tracking or List-Unsubscribe) is rendered
+once (Received, DKIM) and all its recipients on that domain share one transaction, except when
+the account has a bounce address, where each recipient gets its own VERP return path and so its
+own transaction. A personalized message gets one copy per recipient, rendered and DKIM-signed in
+a thread, each in its own transaction; such copies are made and sent in chunks of bounded size.
+Domains are attempted concurrently; each domain's outcomes are recorded in one store
+transaction, with their suppressions and DSNs, as soon as that domain is done.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import asyncio
 import logging
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from postroom.delivery import outcomes, verp
 from postroom.delivery.attempt import DomainDelivery, Job
 from postroom.delivery.classify import LocalError
+from postroom.delivery.copies import CopyMaker
 from postroom.delivery.outcomes import Result, RetryPolicy
 from postroom.delivery.schedule import should_expire
 from postroom.delivery.signing import SignerCache, domain_of, render_copy
@@ -34,18 +38,24 @@ __all__ = ["BatchDelivery"]
 
 #: Recipients per transaction when they share one (receivers commonly accept 100).
 MAX_RCPTS_PER_TRANSACTION = 100
+#: Personalized copies are rendered this many at a time, and sent once this many bytes are ready.
+RENDER_CHUNK = 50
+MAX_CHUNK_BYTES = 32 << 20
 Loaded = dict[str, tuple[MessageRecord, bytes, Account | None]]
 
 
 class BatchDelivery:
     def __init__(
         self, *, store: Any, domains: DomainDelivery, signers: SignerCache, policy: RetryPolicy,
-        hostname: str, verp_secret: bytes, deadline: float,
+        hostname: str, verp_secret: bytes, deadline: float, public_url: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`public_url`: where tracking and unsubscribe links point for accounts without a
+        tracking URL of their own (`[http] public_url`, else http://<[http] listen>)."""
         self.store, self.domains, self.signers, self.policy = store, domains, signers, policy
         self.hostname, self.verp_secret, self.deadline = hostname, verp_secret, deadline
         self.clock = clock
+        self.copies = CopyMaker(store, public_url=public_url, verp_secret=verp_secret)
         self._accounts: dict[str, tuple[float, Account | None]] = {}
 
     async def deliver_batch(self, owner: str, claims: list[Claim]) -> None:
@@ -72,11 +82,11 @@ class BatchDelivery:
 
     # --- one domain --------------------------------------------------------------------------
     async def _domain(self, owner: str, domain: str, claims: list[Claim], loaded: Loaded) -> None:
-        jobs = await self._jobs(claims, loaded)
         results: list[Result] = []
         try:
             async with asyncio.timeout(self.deadline):
-                await self.domains.deliver(domain, jobs, results)
+                async for jobs in self._jobs(claims, loaded, results):
+                    await self.domains.deliver(domain, jobs, results)
             reason = ""
         except TimeoutError:
             reason = "delivery attempt took too long"
@@ -97,36 +107,71 @@ class BatchDelivery:
         log.info("%s: %s", domain or "(no domain)",
                  ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
 
-    async def _jobs(self, claims: list[Claim], loaded: Loaded) -> list[Job]:
+    async def _jobs(self, claims: list[Claim], loaded: Loaded, failed: list[Result]
+                    ) -> AsyncIterator[list[Job]]:
+        """The transactions to make, in chunks of at most about MAX_CHUNK_BYTES of copies;
+        a copy that cannot be rendered is deferred (a Result in `failed`)."""
         by_message: dict[str, list[Claim]] = defaultdict(list)
         for c in claims:
             by_message[c.message_id].append(c)
-        jobs = []
+        jobs: list[Job] = []
+        size = 0
         for message_id, group in by_message.items():
             record, raw, account = loaded[message_id]
-            data = await self._render(record, raw)
-            bounce = account.bounce_address if account else None
-            if bounce and record.mail_from:
-                jobs += [Job((c,), verp.encode(bounce, c.message_id, c.recipient_id,
-                                               self.verp_secret), data) for c in group]
+            copies, positions = await self.copies.prepare(record, raw, account)
+            signer = await self._signer(copies.header_from or record.header_from)
+            bounce = account.bounce_address if account and record.mail_from else None
+            if not copies.per_recipient:
+                data = render_copy(copies.shared(), record, self.hostname, signer)
+                if bounce:
+                    jobs += [Job((c,), self._return_path(c, bounce, record), data) for c in group]
+                else:
+                    jobs += [Job(tuple(group[i : i + MAX_RCPTS_PER_TRANSACTION]),
+                                 record.mail_from, data)
+                             for i in range(0, len(group), MAX_RCPTS_PER_TRANSACTION)]
+                size += len(data)
                 continue
-            for i in range(0, len(group), MAX_RCPTS_PER_TRANSACTION):
-                part = tuple(group[i : i + MAX_RCPTS_PER_TRANSACTION])
-                jobs.append(Job(part, record.mail_from, data))
-        return jobs
+            step = max(1, min(RENDER_CHUNK, MAX_CHUNK_BYTES // max(1, copies.size)))
+            for i in range(0, len(group), step):
+                part = group[i : i + step]
+                made = await self.copies.render(record, copies, positions, account, part,
+                                                self.hostname, signer)
+                for c, data in zip(part, made, strict=True):
+                    if isinstance(data, Exception):
+                        failed.append(outcomes.error_result(
+                            c, "internal error: the copy could not be rendered",
+                            kind=LocalError.TIMEOUT))
+                        continue
+                    jobs.append(Job((c,), self._return_path(c, bounce, record), data))
+                    size += len(data)
+                if size >= MAX_CHUNK_BYTES:
+                    yield jobs
+                    jobs, size = [], 0
+        if jobs:
+            yield jobs
 
-    async def _render(self, record: MessageRecord, raw: bytes) -> bytes:
-        domain = domain_of(record.header_from) if record.header_from else ""
+    def _return_path(self, claim: Claim, bounce: str | None, record: MessageRecord) -> str:
+        """The envelope sender: a VERP address when the account has a bounce address."""
+        if bounce:
+            return verp.encode(bounce, claim.message_id, claim.recipient_id, self.verp_secret)
+        return record.mail_from
+
+    async def _signer(self, header_from: str) -> Any:
+        domain = domain_of(header_from) if header_from else ""
         known, signer = self.signers.cached(domain)
         if domain and not known:
             signer = await asyncio.to_thread(self.signers.load, domain)
-        return render_copy(raw, record, self.hostname, signer)
+        return signer
 
     # --- store --------------------------------------------------------------------------------
     async def _load(self, claims: list[Claim]) -> Loaded:
-        found = await asyncio.to_thread(
-            self.store.load_for_delivery, sorted({c.message_id for c in claims})
-        )
+        """Messages prepared moments ago (`CopyMaker.recent`) are not read again: a fan-out's
+        batches would each re-read and re-parse its megabytes of per-recipient options."""
+        ids = sorted({c.message_id for c in claims})
+        found = {i: hit for i in ids if (hit := self.copies.recent(i)) is not None}
+        if len(found) < len(ids):
+            found.update(await asyncio.to_thread(
+                self.store.load_for_delivery, [i for i in ids if i not in found]))
         out: Loaded = {}
         for message_id, (record, raw) in found.items():
             out[message_id] = (record, raw, await self._account(record.account_id))
