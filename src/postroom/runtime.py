@@ -202,9 +202,9 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
 
 async def _start_extras(settings: Settings, store: Any, service: SubmissionService
                         ) -> list[asyncio.Task[Any]]:
-    """The HTTP server and, when enabled, the delivery workers and the webhook service run
-    beside the ingress, each delivery and webhooks in a thread of its own. Cancelling their
-    tasks is their graceful stop (see delivery/service.py, events/service.py)."""
+    """The HTTP server and, when enabled, the delivery workers (a thread) and the webhook
+    service (a child process) run beside the ingress. Cancelling their tasks is their graceful
+    stop (see delivery/service.py, events/service.py)."""
     import uvicorn
 
     from postroom.api.app import create_app
@@ -225,7 +225,7 @@ async def _start_extras(settings: Settings, store: Any, service: SubmissionServi
 
         tasks.append(loop.create_task(run_in_own_thread(settings, store), name="delivery"))
     if settings.webhooks.enabled:
-        from postroom.events.service import run_in_own_thread as run_webhooks
+        from postroom.events.service import run_in_own_process
 
-        tasks.append(loop.create_task(run_webhooks(settings, store), name="webhooks"))
+        tasks.append(loop.create_task(run_in_own_process(settings), name="webhooks"))
     return tasks

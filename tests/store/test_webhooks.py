@@ -189,3 +189,36 @@ def test_record_complaint_appends_and_suppresses_together(store: Store,
     assert store.suppression_for(account.id, "READER@example.com")["reason"] == "complaint"
     store.record_complaint(account.id, None, "reader@example.com", {})  # a repeat: no error
     assert len(store.list_suppressions(account.id)) == 1
+
+
+def test_old_finished_deliveries_are_purged_pending_ones_kept(store: Store,
+                                                             account: Account) -> None:
+    hook, _ = store.create_webhook(account.id, "https://h.example/in")
+    store.enqueue_many([make_message(account.id, "a@x.example", "b@x.example")])
+    _dispatch_all(store)
+    first, second = _claim(store)
+    now = _now()
+    store.record_webhook_attempts("o1", [
+        AttemptOutcome(first.id, 1, now, 5, DeliveryStatus.SUCCEEDED, 200),
+        AttemptOutcome(second.id, 1, now, 5, DeliveryStatus.PENDING, 500, "HTTP 500", now)])
+    assert store.purge_webhook_deliveries(now - timedelta(minutes=1)) == 0
+    assert store.purge_webhook_deliveries(_now() + timedelta(seconds=1)) == 1
+    [left] = store.list_webhook_deliveries(account.id, hook.id)
+    assert left.id == second.id and len(left.history) == 1
+
+
+def test_deleting_a_webhook_while_a_post_is_in_flight_keeps_it_cancelled(
+        store: Store, account: Account) -> None:
+    hook, _ = store.create_webhook(account.id, "https://h.example/in")
+    store.enqueue_many([make_message(account.id)])
+    _dispatch_all(store)
+    [job] = _claim(store)
+    store.delete_webhook(account.id, hook.id)
+    now = _now()
+    retry = AttemptOutcome(job.id, 1, now, 5, DeliveryStatus.PENDING, 503, "HTTP 503", now)
+    assert store.record_webhook_attempts("o1", [retry]) == 0
+    with store._db.read() as conn:
+        from postroom.store.schema import webhook_deliveries
+
+        status = conn.execute(webhook_deliveries.select()).mappings().one()["status"]
+    assert status == "cancelled"

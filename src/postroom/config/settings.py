@@ -240,6 +240,11 @@ class WebhookSettings(_Section):
         300.0, ge=10,
         description="How long a delivery being attempted stays leased to this process.",
     )
+    retention_days: float = Field(
+        14.0, gt=0, le=3650,
+        description="Finished deliveries and their attempts are kept this long for "
+        "`GET /v1/webhooks/{id}/deliveries`, then forgotten (the event log stays).",
+    )
     secret_overlap_hours: float = Field(
         24.0, ge=0, le=720,
         description="After a secret rotation, how long the previous secret still signs "

@@ -27,6 +27,9 @@ from postroom.model.webhooks import AttemptOutcome, DeliveryJob, DeliveryStatus
 
 log = logging.getLogger("postroom.events")
 FLUSH_SECONDS = 0.05
+DEBOUNCE_SECONDS = 0.01
+CLAIM_LIMIT = 200
+MAX_ANSWER = 64 * 1024
 USER_AGENT = f"Postroom-Webhooks/{__version__}"
 
 
@@ -72,25 +75,19 @@ class Sender:
         try:
             while not stopping.is_set():
                 free = s.max_concurrency - sum(self.in_flight.values())
-                jobs: list[DeliveryJob] = []
-                if free > 0:
-                    try:
-                        jobs = await asyncio.to_thread(
-                            self.store.claim_webhook_deliveries, self.owner,
-                            now=datetime.now(UTC), limit=min(free, 200),
-                            lease_seconds=s.lease_seconds, skip=self._skip(), room=self.room)
-                    except Exception:
-                        log.exception("webhooks: claiming failed; retrying shortly")
+                limit = min(free, CLAIM_LIMIT)
+                jobs = await self._claim(limit) if limit > 0 else []
                 for job in jobs:
                     self.in_flight[job.endpoint] += 1
                     task = asyncio.create_task(self._attempt(job))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
-                if jobs and len(jobs) < free:
-                    continue  # more may be due right now
+                if jobs and len(jobs) == limit < free:
+                    continue  # a full claim with slots to spare: more may be due now
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), await self._idle_delay(free))
+                    await asyncio.wait_for(self.wake.wait(), await self._idle_delay())
+                await asyncio.sleep(DEBOUNCE_SECONDS)  # one claim for several finished POSTs
         finally:
             if self._tasks:
                 await asyncio.wait(list(self._tasks), timeout=min(s.timeout_seconds, 4.0))
@@ -100,17 +97,26 @@ class Sender:
             await self._flush()
             await self.client.aclose()
 
-    async def _idle_delay(self, free: int) -> float:
+    async def _claim(self, limit: int) -> list[DeliveryJob]:
+        try:
+            return list(await asyncio.to_thread(
+                self.store.claim_webhook_deliveries, self.owner, now=datetime.now(UTC),
+                limit=limit, lease_seconds=self.settings.lease_seconds, skip=self._skip(),
+                room=self.room))
+        except Exception:
+            log.exception("webhooks: claiming failed; retrying shortly")
+            return []
+
+    async def _idle_delay(self) -> float:
+        """Until the next retry is due, at most poll_seconds. Deliveries already due but left
+        out (their receiver is full or cooling down) do not shorten it: no busy loop."""
         poll = self.settings.poll_seconds
-        if free <= 0:
-            return poll
         try:
             due = await asyncio.to_thread(self.store.next_webhook_due_at)
         except Exception:
             return poll
-        if due is None:
-            return poll
-        return min(poll, max(0.02, (due - datetime.now(UTC)).total_seconds()))
+        wait = (due - datetime.now(UTC)).total_seconds() if due is not None else poll
+        return min(poll, wait) if wait > 0 else poll
 
     async def _attempt(self, job: DeliveryJob) -> None:
         attempt = job.attempts + 1
@@ -119,14 +125,13 @@ class Sender:
         error: str | None = None
         asked: float | None = None
         try:
-            response = await self.client.post(job.url, content=job.body.encode(),
-                                              headers=headers(job, attempt))
-            code = response.status_code
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                code, text, retry_after = await self._post(job, attempt)
             if not 200 <= code < 300:
-                error = f"HTTP {code}: {response.text[:200]}"
-                asked = policy.retry_after(response.headers.get("retry-after"), at)
-        except httpx.TimeoutException:
-            error = f"timeout after {self.settings.timeout_seconds:g} s"
+                error = f"HTTP {code}: {text}"
+                asked = policy.retry_after(retry_after, at)
+        except (TimeoutError, httpx.TimeoutException):
+            code, error = None, f"timeout after {self.settings.timeout_seconds:g} s"
         except (httpx.HTTPError, OSError) as exc:
             error = f"connection error: {type(exc).__name__}: {exc}"[:300]
         finally:
@@ -135,6 +140,19 @@ class Sender:
                 del self.in_flight[job.endpoint]
         self._outcomes.append(self._outcome(job, attempt, at, started, code, error, asked))
         self.wake.set()
+
+    async def _post(self, job: DeliveryJob, attempt: int) -> tuple[int, str, str | None]:
+        """(status, the start of the answer's body, Retry-After). At most MAX_ANSWER bytes of
+        the answer are read: a receiver cannot make Postroom hold a huge reply in memory."""
+        async with self.client.stream("POST", job.url, content=job.body.encode(),
+                                      headers=headers(job, attempt)) as response:
+            seen = b""
+            async for part in response.aiter_bytes():
+                seen += part
+                if len(seen) > MAX_ANSWER:
+                    break
+            text = seen[:200].decode("utf-8", "replace")
+            return response.status_code, text, response.headers.get("retry-after")
 
     def _outcome(self, job: DeliveryJob, attempt: int, at: datetime, started: float,
                  code: int | None, error: str | None, asked: float | None) -> AttemptOutcome:

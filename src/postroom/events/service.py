@@ -1,10 +1,11 @@
 """The webhook service inside `postroom serve`: a dispatcher and a sender on a loop of their own.
 
 The dispatcher follows the event log (`Store.dispatch_events` with `planner.plan`) and wakes the
-sender when it made deliveries; the sender POSTs them (`sender.Sender`). Both run on a plain
-asyncio loop in a dedicated thread, so HTTP to slow receivers never shares a loop with SMTP
-ingress or mail delivery. On stop, in-flight POSTs get a moment to finish and every lease this
-process holds is released, so the next start sends those deliveries at once.
+sender when it made deliveries; the sender POSTs them (`sender.Sender`). `postroom serve` runs
+them in a child process (`run_in_own_process`), so HTTP to slow receivers never shares a loop, a
+thread or the interpreter lock with SMTP ingress or mail delivery; tests and tools can run them
+in a thread (`WebhookThread`). On stop, in-flight POSTs get a moment to finish and every lease
+this service holds is released, so the next start sends those deliveries at once.
 """
 
 from __future__ import annotations
@@ -12,10 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import secrets
+import signal
 import socket
 import threading
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from postroom.config.settings import Settings, WebhookSettings
@@ -26,6 +31,7 @@ log = logging.getLogger("postroom.events")
 #: In-flight POSTs get this long on stop (`postroom serve` exits 10 s after SIGTERM); a POST cut
 #: off is sent again after the restart, with the same Postroom-Delivery-Id.
 STOP_GRACE_SECONDS = 4.0
+PURGE_EVERY_SECONDS = 3600.0
 
 
 class WebhookService:
@@ -55,7 +61,11 @@ class WebhookService:
 
     async def _dispatch_loop(self) -> None:
         s = self.settings
+        purged_at = 0.0
         while not self.stopping.is_set():
+            if time.monotonic() - purged_at > PURGE_EVERY_SECONDS:
+                purged_at = time.monotonic()
+                await self._purge()
             try:
                 read = await asyncio.to_thread(self.store.dispatch_events, plan,
                                                limit=s.dispatch_batch,
@@ -68,6 +78,16 @@ class WebhookService:
             if read < s.dispatch_batch:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), s.poll_seconds)
+
+
+    async def _purge(self) -> None:
+        before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
+        try:
+            while await asyncio.to_thread(self.store.purge_webhook_deliveries, before) and \
+                    not self.stopping.is_set():
+                pass
+        except Exception:
+            log.exception("webhooks: purging old deliveries failed")
 
 
 class WebhookThread:
@@ -103,11 +123,62 @@ class WebhookThread:
         self._thread.join(STOP_GRACE_SECONDS + 3)
 
 
-async def run_in_own_thread(settings: Settings, store: Any) -> None:
-    """Run the webhook service beside the caller's loop until this coroutine is cancelled."""
-    worker = WebhookThread(store, settings.webhooks)
-    await asyncio.to_thread(worker.start)
+async def run_in_own_process(settings: Settings) -> None:
+    """Run the webhook service in a child process until this coroutine is cancelled (then the
+    child gets SIGTERM and stops gracefully). A child that dies is started again.
+
+    Why a process: planning and signing thousands of events is Python work; in a process of
+    its own it never competes with mail delivery for the interpreter lock, and a receiver that
+    misbehaves can at worst take that process down, never the mail server."""
+    ctx = multiprocessing.get_context("spawn")
+    dumped = settings.model_dump(mode="json")
+    while True:
+        child = ctx.Process(target=_child, args=(dumped, os.getpid()), name="postroom-webhooks",
+                            daemon=True)
+        child.start()
+        try:
+            while child.is_alive():
+                await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            child.terminate()
+            await asyncio.to_thread(child.join, STOP_GRACE_SECONDS + 3)
+            if child.is_alive():
+                child.kill()
+            raise
+        log.error("webhooks: the webhook process ended (exit code %s); starting it again",
+                  child.exitcode)
+        await asyncio.sleep(1.0)
+
+
+def _child(dumped: dict[str, Any], parent: int) -> None:
+    """The webhook process: its own store connections, stops on SIGTERM or when the parent
+    is gone (an orphan must not go on sending)."""
+    from postroom.store.api import Store
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
+                        "%(process)d: %(message)s")
+    settings = Settings(**dumped)
+    store = Store(settings.storage_url)
+
+    async def main() -> None:
+        service = WebhookService(store, settings.webhooks)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.stop)
+
+        async def orphaned() -> None:
+            while os.getppid() == parent:
+                await asyncio.sleep(1.0)
+            service.stop()
+
+        watchdog = asyncio.create_task(orphaned())
+        try:
+            await service.run()
+        finally:
+            watchdog.cancel()
+
     try:
-        await asyncio.Event().wait()
+        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+            runner.run(main())
     finally:
-        await asyncio.to_thread(worker.stop)
+        store.close()

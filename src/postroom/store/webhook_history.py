@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from postroom.model.webhooks import Attempt, Delivery, DeliveryStatus
 from postroom.store.engine import Database
@@ -47,3 +48,18 @@ def _delivery(m: Any, history: list[Attempt]) -> Delivery:
         last_status_code=m["last_status_code"], last_error=m["last_error"],
         history=tuple(history),
     )
+
+
+def purge(db: Database, before: datetime, *, limit: int = 5000) -> int:
+    """Forget up to `limit` finished deliveries (and their attempts) last changed before
+    `before`; returns how many. Pending ones are never purged."""
+    d = webhook_deliveries.c
+    with db.write() as conn:
+        ids = list(conn.execute(select(d.id).where(
+            d.status != DeliveryStatus.PENDING.value, d.updated_at < before,
+        ).limit(limit)).scalars())
+        for start in range(0, len(ids), 500):
+            part = ids[start:start + 500]
+            conn.execute(delete(webhook_attempts).where(webhook_attempts.c.delivery_id.in_(part)))
+            conn.execute(delete(webhook_deliveries).where(d.id.in_(part)))
+    return len(ids)

@@ -81,3 +81,7 @@ class WebhookStoreMixin:
         """Newest first, each with its attempts; `webhook_id=None`: notify/tracking URLs."""
         return webhook_history.list_deliveries(self._db, account_id, webhook_id, limit=limit,
                                                before=before, status=status)
+
+    def purge_webhook_deliveries(self, before: datetime, *, limit: int = 5000) -> int:
+        """Forget finished deliveries last changed before `before` (a batch at a time)."""
+        return webhook_history.purge(self._db, before, limit=limit)

@@ -98,7 +98,8 @@ def delete_webhook(db: Database, account_id: str, webhook_id: str) -> bool:
             conn.execute(update(webhook_deliveries).where(
                 d.webhook_id == webhook_id, d.status == DeliveryStatus.PENDING.value,
             ).values(status=DeliveryStatus.CANCELLED.value, next_attempt_at=None,
-                     updated_at=now))
+                     lease_owner=None, lease_until=None, updated_at=now))  # a POST in
+            # flight keeps its attempt in the history but can no longer revive the delivery
     return gone > 0
 
 
