@@ -11,9 +11,11 @@ if body_file and body_file ~= "" then
 end
 local headers = { ["Authorization"] = "Bearer " .. assert(os.getenv("HTTP_KEY"), "HTTP_KEY unset") }
 if body then headers["Content-Type"] = "application/json" end
-local req = wrk.format(method, path, headers, body)
-
-request = function() return req end
+-- plain wrk.method/path/headers/body (wrk adds Host itself; wrk.format() at load time would not)
+wrk.method = method
+wrk.path = path
+wrk.body = body
+for k, v in pairs(headers) do wrk.headers[k] = v end
 
 -- one line for bench/http_send.py (no response() hook: it would slow wrk down)
 done = function(summary, latency, requests)
