@@ -79,7 +79,6 @@ class WebhookService:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.stopping.wait(), s.poll_seconds)
 
-
     async def _purge(self) -> None:
         before = datetime.now(UTC) - timedelta(days=self.settings.retention_days)
         try:
