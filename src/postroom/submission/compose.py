@@ -9,9 +9,12 @@ the envelope, never into a header. Attachments come from the file cache; an atta
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import quopri
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from html import unescape
@@ -90,8 +93,63 @@ def _addr(name: str, address: str) -> str:
     return email.utils.formataddr((name, address)) if name else address
 
 
+def _header(value: str) -> str:
+    """An unstructured header value: RFC 2047 when not ASCII or too long for one line."""
+    value = value.replace("\r", " ").replace("\n", " ")
+    if value.isascii() and len(value) < 900:
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def _addresses(people: list[tuple[str, str]]) -> str:
+    return ",\r\n ".join(email.utils.formataddr((n, a), charset="utf-8") for n, a in people)
+
+
+def _part(content_type: str, text: str) -> bytes:
+    data = text.replace("\r\n", "\n").replace("\r", "\n")
+    raw = data.encode("utf-8")
+    if data.isascii() and all(len(line) <= 998 for line in data.split("\n")):
+        body, cte = raw.replace(b"\n", b"\r\n"), "7bit"
+    else:
+        body = quopri.encodestring(raw).replace(b"\n", b"\r\n")
+        cte = "quoted-printable"
+    if not body.endswith(b"\r\n"):
+        body += b"\r\n"
+    head = (f'Content-Type: {content_type}; charset="utf-8"\r\n'
+            f"Content-Transfer-Encoding: {cte}\r\n\r\n")
+    return head.encode() + body
+
+
+def _fast(c: Composition, message_id: str, date: datetime) -> bytes:
+    """The common case (no attachments) without the `email` package's object model, which
+    cost ~3 ms per message: headers and parts are written directly, encoded by the same RFCs."""
+    lines = [f"From: {email.utils.formataddr((c.from_name, c.from_email), charset='utf-8')}",
+             f"To: {_addresses(c.to)}"]
+    if c.cc:
+        lines.append(f"Cc: {_addresses(c.cc)}")
+    if c.reply_to:
+        lines.append(f"Reply-To: {_addresses([c.reply_to])}")
+    lines += [f"Subject: {_header(c.subject)}", f"Date: {email.utils.format_datetime(date)}",
+              f"Message-ID: {message_id}"]
+    if c.in_reply_to:
+        lines += [f"In-Reply-To: {c.in_reply_to}", f"References: {c.in_reply_to}"]
+    lines += [f"{name}: {_header(value)}" for name, value in c.extra_headers]
+    lines.append("MIME-Version: 1.0")
+    head = ("\r\n".join(lines) + "\r\n").encode("utf-8")
+    if c.mail_format == "text":
+        return head + _part("text/plain", c.content or "")
+    boundary = "=_pr_" + hashlib.sha1(message_id.encode()).hexdigest()[:24]
+    return (head + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+            .encode() + f"--{boundary}\r\n".encode()
+            + _part("text/plain", html_to_text(c.content or "")) + b"\r\n"
+            + f"--{boundary}\r\n".encode() + _part("text/html", c.content or "") + b"\r\n"
+            + f"--{boundary}--\r\n".encode())
+
+
 def compose(c: Composition, *, message_id: str, date: datetime | None = None) -> bytes:
     """The message's bytes, CRLF line ends, ready for the store."""
+    if not c.attachments:
+        return _fast(c, message_id, date or datetime.now(UTC))
     msg = EmailMessage(policy=SMTP)
     msg["From"] = _addr(c.from_name, c.from_email)
     msg["To"] = ", ".join(_addr(n, a) for n, a in c.to)

@@ -115,6 +115,11 @@ class HttpSender:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         used = await asyncio.to_thread(self.store.daily_count, account.id, day) \
             if account.daily_limit else 0
+        everyone = {p.email for item in items for p in (*(item.to or ()), *item.cc, *item.bcc)
+                    if p.email}
+        # one suppression lookup for the whole request, not one per item
+        blocked = await asyncio.to_thread(self.store.suppressed_among, account.id,
+                                          sorted(everyone)) if everyone else set()
         results = []
         for item in items:
             try:
@@ -122,7 +127,7 @@ class HttpSender:
                     raise Refused("LIMIT_EXCEEDED",
                                   "You have exceeded the maximum email limit for the day.",
                                   limit=account.daily_limit)
-                result = await self._one(account, item, client_ip)
+                result = await self._one(account, item, client_ip, blocked)
                 used += len(result.messages)
             except Refused as r:
                 result = ItemResult(False, r.code, r.message, r.details)
@@ -131,7 +136,8 @@ class HttpSender:
         await self.store.enqueue_batch(batch)
         return results
 
-    async def _one(self, account: Account, item: SendMailItem, ip: str) -> ItemResult:
+    async def _one(self, account: Account, item: SendMailItem, ip: str, blocked: set[str]
+                   ) -> ItemResult:
         sender = item.from_
         if sender is None or not sender.email:
             raise Refused("MANDATORY_NOT_FOUND", "The sender's email address is missing.",
@@ -154,7 +160,7 @@ class HttpSender:
                           api_name="mail_format")
         when = parse_time(item.scheduled_time) if item.scheduled_time else None
         everyone = [p.email for p in (*item.to, *item.cc, *item.bcc) if p.email]
-        await self._check_recipients(account, everyone, item.consent_email)
+        await self._check_recipients(account, everyone, item.consent_email, blocked)
         in_reply_to = await self._reply_target(account, item.in_reply_to)
         subject, content, file_ids, missing = await self._template_fields(account, item)
         attachments = await self._attachments(account, item.attachments, file_ids)
@@ -207,8 +213,8 @@ class HttpSender:
         return ItemResult(True, "SUCCESS", SCHEDULED if scheduled else SENT, details, messages)
 
     async def _check_recipients(self, account: Account, addresses: list[str],
-                                consent_mail: bool) -> None:
-        blocked = await asyncio.to_thread(self.store.suppressed_among, account.id, addresses)
+                                consent_mail: bool, suppressed: set[str]) -> None:
+        blocked = {a for a in addresses if a in suppressed}
         if blocked:
             first = sorted(blocked)[0]
             row = await asyncio.to_thread(self.store.suppression_for, account.id, first)
