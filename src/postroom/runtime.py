@@ -202,8 +202,8 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
 
 async def _start_extras(settings: Settings, store: Any, service: SubmissionService
                         ) -> list[asyncio.Task[Any]]:
-    """The HTTP server and, when enabled, the delivery workers (a thread) and the webhook
-    service (a child process) run beside the ingress. Cancelling their tasks is their graceful
+    """The HTTP server and, when enabled, the delivery workers and the webhook service (each a
+    child process) run beside the ingress. Cancelling their tasks is their graceful
     stop (see delivery/service.py, events/service.py)."""
     import uvicorn
 
@@ -221,9 +221,9 @@ async def _start_extras(settings: Settings, store: Any, service: SubmissionServi
     loop = asyncio.get_running_loop()
     tasks = [loop.create_task(server.serve())]
     if settings.delivery.enabled:
-        from postroom.delivery.service import run_in_own_thread
+        from postroom.delivery.service import run_in_own_process as run_delivery
 
-        tasks.append(loop.create_task(run_in_own_thread(settings, store), name="delivery"))
+        tasks.append(loop.create_task(run_delivery(settings), name="delivery"))
     if settings.webhooks.enabled:
         from postroom.events.service import run_in_own_process
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import os
 import secrets
+import signal
 import socket
 import threading
 from datetime import UTC, datetime
@@ -182,3 +184,74 @@ async def run_in_own_thread(settings: Settings, store: Any) -> None:
             box["loop"].call_soon_threadsafe(box["task"].cancel)
         await asyncio.to_thread(thread.join, settings.delivery.shutdown_grace_seconds + 2.0)
         raise
+
+
+async def run_in_own_process(settings: Settings) -> None:
+    """Run a DeliveryService in a child process until cancelled (then the child gets SIGTERM
+    and stops gracefully: no new claims, in-flight work finishes or is released). A child that
+    dies is started again.
+
+    Why a process: in the ingress process, delivery and SMTP intake competed for the
+    interpreter lock, and intake fell to a fraction of its rate while mail was being sent; the
+    store is the only thing the two share."""
+    ctx = multiprocessing.get_context("spawn")
+    dumped = settings.model_dump(mode="json")
+    grace = settings.delivery.shutdown_grace_seconds + 3.0
+    while True:
+        child = ctx.Process(target=_child, args=(dumped, os.getpid()),
+                            name="postroom-delivery", daemon=True)
+        child.start()
+        try:
+            while child.is_alive():
+                await asyncio.sleep(0.5)
+        except asyncio.CancelledError:
+            child.terminate()
+            await asyncio.to_thread(child.join, grace)
+            if child.is_alive():
+                child.kill()
+            raise
+        log.error("delivery process ended (exit code %s); starting it again", child.exitcode)
+        await asyncio.sleep(1.0)
+
+
+def _child(dumped: dict[str, Any], parent: int) -> None:
+    """The delivery process: its own store connections; stops on SIGTERM or when orphaned."""
+    from postroom.store.api import Store
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
+                        "%(process)d: %(message)s")
+    settings = Settings(**dumped)
+    store = Store(settings.storage_url)
+
+    async def main() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+
+        async def orphaned() -> None:
+            while os.getppid() == parent:
+                await asyncio.sleep(1.0)
+            task.cancel()
+
+        watchdog = asyncio.create_task(orphaned())
+        try:
+            await DeliveryService(settings, store).run()
+        finally:
+            watchdog.cancel()
+
+    try:
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner, \
+                contextlib.suppress(asyncio.CancelledError):
+            runner.run(main())
+    finally:
+        store.close()
+
+
+def _loop_factory() -> Any:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.SelectorEventLoop
+    return uvloop.new_event_loop
