@@ -14,6 +14,7 @@ so that only that recipient is deferred.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -27,7 +28,7 @@ from postroom.delivery.signing import received_field, render_copy
 from postroom.dialects import SendOptions
 from postroom.model import Account, Claim, MessageRecord
 from postroom.render.attachments import File
-from postroom.render.copy import Copies, Recipient, Tracking
+from postroom.render.copy import Copies, Recipient, Tracking, needs_parsing
 from postroom.render.dkim import DkimSigner
 from postroom.render.personalize import Substitution
 from postroom.render.tracking import Links
@@ -164,11 +165,15 @@ class CopyMaker:
             syntax=options.syntax, global_vars=options.global_vars,
             recipient_vars=options.recipient_vars, recipient_fields=options.recipient_fields,
             sendgrid_sub=options.sendgrid_sub, sendgrid_sections=options.sendgrid_sections)
-        copies = await asyncio.to_thread(
+        if links is None:
+            switches = Tracking()
+        make = functools.partial(
             Copies, raw, message_id=record.id, account_id=record.account_id,
             substitution=substitution, tracking=switches, links=links, template=template,
             files=files, sender=(sender.address, sender.name) if sender else None,
             names=options.recipient_names)
+        parse = needs_parsing(substitution, switches, template, files, make.keywords["sender"])
+        copies = await asyncio.to_thread(make) if parse else make()  # parsing: in a thread
         return _Entry(record, raw, copies, positions, self.clock())
 
     async def _files(self, record: MessageRecord, options: SendOptions,

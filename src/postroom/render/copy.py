@@ -35,7 +35,7 @@ from postroom.render.attachments import POLICY, File
 from postroom.render.personalize import Substitution, Values, header_safe
 from postroom.render.tracking import Links, rewrite_html, rewrite_text
 
-__all__ = ["Copies", "Recipient", "Tracking", "encode_body"]
+__all__ = ["Copies", "Recipient", "Tracking", "encode_body", "needs_parsing"]
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _URL_IN_TEXT = re.compile(r"https?://")
@@ -129,6 +129,14 @@ def _utf8_chunks(text: str, size: int = 39) -> list[bytes]:
     return chunks
 
 
+def needs_parsing(substitution: Substitution, tracking: Tracking, template: Template | None,
+                  files: Sequence[File], sender: tuple[str, str | None] | None) -> bool:
+    """Whether any step applies: if not, `Copies` keeps the stored bytes without parsing them
+    (cheap enough to build on an event loop)."""
+    return bool(template or files or sender or tracking.any or substitution.global_vars
+                or substitution.per_recipient)
+
+
 class Copies:
     def __init__(
         self, raw: bytes, *, message_id: str, account_id: str,
@@ -149,8 +157,7 @@ class Copies:
         self._own_unsubscribe = False
         self.per_recipient = False
         self._shared: bytes | None = None
-        if not (template or files or sender or self.tracking.any or self.sub.global_vars
-                or self.sub.per_recipient):
+        if not needs_parsing(self.sub, self.tracking, template, files, sender):
             self._shared = raw  # nothing to do: the stored bytes, untouched
             return
         self._compile(message_from_bytes(raw, _class=EmailMessage, policy=POLICY),
