@@ -83,6 +83,10 @@ def test_two_processes_on_one_store_never_deliver_a_recipient_twice(tmp_path: Pa
         second = start_server(tmp_path / "two", dns, sink.port, workers=4, batch_size=5,
                               storage_url=first.storage_url, account=False)
         try:
+            # both delivery processes must be claiming before the mail arrives, or one of them
+            # may legitimately take everything and the test would prove nothing
+            wait_until(lambda: "delivery: 4 workers" in first.log()
+                       and "delivery: 4 workers" in second.log(), 20, "both delivery processes")
             sent = submit_many(first, 100, lambda i: [f"p{i}@rcpt.test"])
             wait_until(lambda: all_delivered(first, sent), 40, "every recipient delivered",
                        step=0.5)
