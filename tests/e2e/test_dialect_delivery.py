@@ -196,9 +196,9 @@ def test_zeptomail_file_keys_open_tracking_client_ref(world: World, tmp_path: Pa
 
 def test_infobip_bulk_id_gets_list_unsubscribe(world: World) -> None:
     raw = message("X-IB-Bulk-Id: 1234567890\n"
-                  "X-IB-Tracking-Url: https://www.example.com/email/webhook/server\n"
+                  "X-IB-Tracking-Url: http://127.0.0.1:9/email/webhook/server\n"
                   "X-IB-Intermediate-Report: true\n"
-                  "X-IB-Notify-Url: https://www.example.com/email/delivery/server\n"
+                  "X-IB-Notify-Url: http://127.0.0.1:9/email/delivery/server\n"
                   "X-IB-Notify-Content-Type: application/json\n"
                   'X-IB-Callback-Data: [{"id": 1, "desc": "Callback Data Example as JSON"}]\n',
                   "Bulk news", "Plain news.\n")
@@ -210,7 +210,7 @@ def test_infobip_bulk_id_gets_list_unsubscribe(world: World) -> None:
     assert tracked(parse(got["ib1@rcpt.test"].data)) == (False, False, False)
     options = stored(world, mid)
     assert options["campaign_id"] == "1234567890"
-    assert options["notify_url"] == "https://www.example.com/email/delivery/server"
+    assert options["notify_url"] == "http://127.0.0.1:9/email/delivery/server"
     assert options["callback_data"] == '[{"id": 1, "desc": "Callback Data Example as JSON"}]'
 
 
