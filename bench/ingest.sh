@@ -5,6 +5,7 @@
 #
 #   bench/ingest.sh                      # full matrix, REPS=3 (35 min or more on 2 cores)
 #   REPS=1 MSGS=2000 bench/ingest.sh     # quick look
+#   RESUME=/var/tmp/postroom-bench/ingest-... bench/ingest.sh   # continue an interrupted run
 #
 # Workload (peers' defaults): MSGS=20000 messages of SIZE=2048 bytes, SESSIONS="10 50" concurrent
 # sessions, CONNS="new reuse" (new: one connection per message; reuse: smtp-source -d).
@@ -111,13 +112,19 @@ for tool in smtp-source smtp-sink postfix saslpasswd2 sqlite3 bc /usr/bin/time; 
   command -v "$tool" >/dev/null || { echo "missing $tool: run $PEERS/setup.sh first" >&2; exit 1; }
 done
 [ -x "$POSTROOM" ] || { echo "missing $POSTROOM (the project's venv)" >&2; exit 1; }
+
+# RESUME=OUTPUT_DIR continues an interrupted run: measurements listed in its done.txt are skipped.
+if [ -n "${RESUME:-}" ]; then OUT=$RESUME; else OUT=${BENCH_OUT:-/var/tmp/postroom-bench}/ingest-$(date +%Y%m%d-%H%M%S); fi
+export WORK=$OUT/postroom VARIANT=1 ANCHORS_STATE=$OUT/anchors
+mkdir -p "$WORK"
+if [ -n "${RESUME:-}" ]; then  # servers an interrupted run may have left, each by its pid file
+  postroom_stop
+  [ -f "$ANCHORS_STATE/sink.pid" ] && kill "$(cat "$ANCHORS_STATE/sink.pid")" 2>/dev/null && sleep 1
+  [ -d "$ANCHORS_STATE/postfix/etc" ] && postfix -c "$ANCHORS_STATE/postfix/etc" stop 2>/dev/null && sleep 2
+fi
 for p in $PORT $HTTP_PORT $SINK_PORT $POSTFIX_PORT $((POSTFIX_PORT + 1)); do
   if (exec 3<>/dev/tcp/127.0.0.1/"$p") 2>/dev/null; then echo "port $p is busy" >&2; exit 1; fi
 done
-
-OUT=${BENCH_OUT:-/var/tmp/postroom-bench}/ingest-$(date +%Y%m%d-%H%M%S)
-export WORK=$OUT/postroom VARIANT=1
-mkdir -p "$WORK"
 
 # A private copy of the peers' driver: its own ports and state directory, because lib.sh fixes the
 # ports and other people may run the peers' scripts at the same time. Only the port numbers change.
@@ -126,7 +133,6 @@ mkdir -p "$RUNNER/results"
 cp -r "$PEERS/run.sh" "$PEERS/lib.sh" "$PEERS/summarize.py" "$PEERS/postfix" "$RUNNER/"
 sed -i -e "s/^SINK_PORT=[0-9]*/SINK_PORT=$SINK_PORT/" -e "s/^POSTFIX_PORT=[0-9]*/POSTFIX_PORT=$POSTFIX_PORT/" \
   -e "s/^POSTFIX_SUB_PORT=[0-9]*/POSTFIX_SUB_PORT=$((POSTFIX_PORT + 1))/" "$RUNNER/lib.sh"
-export ANCHORS_STATE=$OUT/anchors
 RAW=$RUNNER/results/raw.csv
 FOREIGN=$OUT/foreign_cpu.log
 
@@ -137,7 +143,7 @@ cleanup() { postroom_stop; kill "$MONITOR" 2>/dev/null || true; }
 trap cleanup EXIT
 
 {
-  echo "date: $(date -u +%FT%TZ)"
+  echo "date: $(date -u +%FT%TZ)${RESUME:+ (resumed)}"
   echo "nproc: $(nproc)"
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p')"
   echo "kernel: $(uname -r)"
@@ -148,7 +154,7 @@ trap cleanup EXIT
   echo "workload: REPS=$REPS MSGS=$MSGS SIZE=$SIZE SESSIONS='$SESSIONS_LIST' CONNS='$CONNS_LIST'"
   echo "postroom variants: processes in '$PROCESSES'; postfix groups: '$POSTFIX_GROUPS'"
   echo "foreign CPU: repeat above $MAX_FOREIGN cores, $ATTEMPTS attempts; wait ${QUIET_TIMEOUT}s for <= $QUIET_CORES"
-} | tee "$OUT/env.txt"
+} | tee -a "$OUT/env.txt"
 
 # measure_once SYSTEM S CONN: one rep of one cell, via run.sh (which appends its rows to $RAW)
 measure_once() {
@@ -177,7 +183,8 @@ measure() {
     sleep 1  # one more monitor sample
     t1=$(date +%s.%N)
     read -r foreign top < <("$PY" "$BENCH/cpu_monitor.py" between --log "$FOREIGN" "$t0" "$t1")
-    rows=$(tail -n +"$((n0 + 1))" "$RAW" | grep -v '^run,' | tr -d '\r' | sed "s/\$/,$foreign/")
+    rows=$(tail -n +"$((n0 + 1))" "$RAW" | grep -v '^run,' | tr -d '\r' \
+      | awk -F, -v OFS=, -v rep="$rep" -v f="$foreign" '{ $7 = rep; print $0, f }')
     [ -n "$rows" ] || { echo "no rows from $sys s=$s $c" >&2; continue; }
     echo "foreign CPU during it: $foreign cores (mostly $top)"
     if [ "$(echo "$foreign < $best_foreign" | bc)" = 1 ]; then
@@ -193,15 +200,19 @@ measure() {
   rm -f "$tmp"
 }
 
-echo "$(head -1 "$RAW" 2>/dev/null | tr -d '\r' || echo run,system,scenario,sessions,conn,msgs,rep,metric,seconds,rate,cpu_busy_pct,iowait_pct,src_cpu_s,server_cpu_us_per_msg,flushes_per_msg,udp_out),foreign_cores" >"$OUT/raw.csv"
+[ -f "$OUT/raw.csv" ] || echo "run,system,scenario,sessions,conn,msgs,rep,metric,seconds,rate,cpu_busy_pct,\
+iowait_pct,src_cpu_s,server_cpu_us_per_msg,flushes_per_msg,udp_out,foreign_cores" >"$OUT/raw.csv"
+touch "$OUT/done.txt"
 systems="sink $POSTFIX_GROUPS"
 for n in $PROCESSES; do systems="$systems postroom-p$n"; done
 for rep in $(seq "$REPS"); do
   for s in $SESSIONS_LIST; do
     for c in $CONNS_LIST; do
       for sys in $systems; do
+        grep -qx "$rep $s $c $sys" "$OUT/done.txt" && continue
         echo "=== rep $rep/$REPS  sessions=$s $c  $sys"
         measure "$sys" "$s" "$c"
+        echo "$rep $s $c $sys" >>"$OUT/done.txt"
       done
     done
   done

@@ -60,6 +60,19 @@ class Sampler:
         return max((kb for _, kb in self.samples), default=0)
 
 
+def role(pid: int) -> str:
+    """What a server process is, from its command line."""
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return "?"
+    if "resource_tracker" in cmd:
+        return "multiprocessing tracker"
+    if "spawn_main" in cmd:
+        return "spawned child"
+    return "postroom serve (main)" if "serve" in cmd else cmd[:22]
+
+
 async def expect(reader: asyncio.StreamReader, code: int) -> str:
     """Read one (possibly multi-line) reply; raise unless its code is `code`."""
     while True:
@@ -156,8 +169,9 @@ def main() -> int:
         sampler = Sampler(server.pid, args.interval)
         thread = threading.Thread(target=sampler.run, daemon=True)
         try:
-            time.sleep(0.5)  # settle after start
-            idle_kb = sum(status_kb(p, "VmRSS") for p in descendants(server.pid))
+            time.sleep(1.0)  # settle after start (children are spawned right after "ready")
+            idle = {p: status_kb(p, "VmRSS") for p in descendants(server.pid)}
+            roles = {p: role(p) for p in idle}
             thread.start()
             t0 = time.monotonic()
             results = asyncio.run(send_all(args, server.port))
@@ -178,12 +192,13 @@ def main() -> int:
     for r in results:
         if not (isinstance(r, str) and r.startswith("250")):
             print(f"  failed: {r!r}", file=sys.stderr)
-    print(f"server processes: {len(pids)}; RSS idle before: {idle_kb / 1024:.1f} MB")
+    print(f"server processes: {len(pids)}; RSS idle before: {sum(idle.values()) / 1024:.1f} MB")
+    for pid, kb in sorted(sampler.hwm_kb.items()):
+        print(f"  {pid} {roles.get(pid, 'started later'):<22} idle {idle.get(pid, 0) / 1024:6.1f} MB"
+              f"  VmHWM {kb / 1024:6.1f} MB")
     print(f"peak RSS, sampled every {args.interval * 1000:.0f} ms ({len(sampler.samples)} samples): "
           f"{sampler.peak_kb / 1024:.1f} MB")
-    print("VmHWM (kernel peak) per process: "
-          + ", ".join(f"{pid}: {kb / 1024:.1f} MB" for pid, kb in sorted(sampler.hwm_kb.items()))
-          + f"; sum {hwm_total / 1024:.1f} MB")
+    print(f"VmHWM (kernel peak) summed over the processes: {hwm_total / 1024:.1f} MB")
     peak_mb = max(sampler.peak_kb, hwm_total) / 1024
     met = peak_mb < args.limit_mb
     print(f"target < {args.limit_mb:.0f} MB: {'met' if met else 'NOT met'} (peak {peak_mb:.1f} MB)")
