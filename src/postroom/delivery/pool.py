@@ -79,7 +79,7 @@ class Pool:
         self.idle_seconds = idle_seconds
         self._clock = clock
         self._idle: dict[str, deque[tuple[Any, float]]] = defaultdict(deque)
-        self._cond = asyncio.Condition()
+        self._waiters: dict[str, deque[asyncio.Future[None]]] = defaultdict(deque)
         self._closing: set[asyncio.Task[None]] = set()
 
     @property
@@ -89,51 +89,48 @@ class Pool:
     async def acquire(self, key: str, opener: Callable[[], Awaitable[Any]]) -> Any:
         """An idle session for `key`, or a new one from `opener()` once a slot is free.
         Raises what `opener` raises (the slot is given back first)."""
-        async with self._cond:
-            while True:
-                session = self._take_idle(key)
-                if session is not None:
-                    return session
-                if self.slots.may_open(key):
-                    break
-                if not self.slots.key_full(key) and self._evict_other(key):
-                    break
-                await self._cond.wait()
-            self.slots.take(key)
+        while True:
+            session = self._take_idle(key)
+            if session is not None:
+                return session
+            if self.slots.may_open(key):
+                break
+            if not self.slots.key_full(key) and self._evict_other(key):
+                break
+            await self._wait(key)
+        self.slots.take(key)
         try:
             return await opener()
         except BaseException:
-            await self._give_back(key)
+            self._give_back(key)
             raise
 
     async def release(self, key: str, session: Any, *, reuse: bool = True) -> None:
         """Return a session: back to idle when healthy and not worn out, else closed."""
         if reuse and session.usable and session.transactions < self.max_messages:
-            async with self._cond:
-                self._idle[key].append((session, self._clock()))
-                self._cond.notify_all()
+            self._idle[key].append((session, self._clock()))
+            self._wake(key)
             return
         self._close_later(session)
-        await self._give_back(key)
+        self._give_back(key)
 
     async def reap(self) -> int:
         """Close sessions idle longer than `idle_seconds` (and dead ones); returns how many."""
         cutoff = self._clock() - self.idle_seconds
         closed = 0
-        async with self._cond:
-            for key in list(self._idle):
-                queue = self._idle[key]
-                keep = deque((s, t) for s, t in queue if t > cutoff and s.usable)
-                for session, t in queue:
-                    if t <= cutoff or not session.usable:
-                        self._close_later(session)
-                        self.slots.give_back(key)
-                        closed += 1
-                self._idle[key] = keep
-                if not keep:
-                    del self._idle[key]
-            if closed:
-                self._cond.notify_all()
+        for key in list(self._idle):
+            queue = self._idle[key]
+            keep = deque((s, t) for s, t in queue if t > cutoff and s.usable)
+            for session, t in queue:
+                if t <= cutoff or not session.usable:
+                    self._close_later(session)
+                    self.slots.give_back(key)
+                    closed += 1
+            self._idle[key] = keep
+            if not keep:
+                del self._idle[key]
+        if closed:
+            self._wake_all()
         return closed
 
     async def close(self) -> None:
@@ -143,7 +140,7 @@ class Pool:
         if self._closing:
             await asyncio.wait(set(self._closing), timeout=2.0)
 
-    # --- internals (called with the condition held, except _give_back) ---------------------
+    # --- internals (plain code on the event loop: nothing in them awaits) -------------------
     def _take_idle(self, key: str) -> Any:
         queue = self._idle.get(key)
         while queue:
@@ -167,10 +164,49 @@ class Pool:
         self.slots.give_back(oldest[1])
         return True
 
-    async def _give_back(self, key: str) -> None:
-        async with self._cond:
-            self.slots.give_back(key)
-            self._cond.notify_all()
+    def _give_back(self, key: str) -> None:
+        self.slots.give_back(key)
+        self._wake(key)
+
+    # --- waiting: one future per waiter, woken one at a time ---------------------------------
+    async def _wait(self, key: str) -> None:
+        """Wait for a `_wake` of `key`. Why not a Condition with notify_all: a batch over 100
+        domains routed to one host has hundreds of lanes waiting for that host's few
+        connections, and waking all of them on every release cost quadratic time."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue = self._waiters[key]
+        queue.append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._wake(key)  # woken but will not act on it: pass the wake on
+            raise
+        finally:
+            if not waiter.done():
+                with contextlib.suppress(ValueError):
+                    queue.remove(waiter)
+            if not queue and self._waiters.get(key) is queue:
+                del self._waiters[key]
+
+    def _wake(self, key: str) -> None:
+        """A session of `key` went idle or a slot was freed: wake the first waiter for `key`;
+        with none, every other waiter (a free slot or an evictable idle session may serve any
+        key, and a woken waiter that cannot use it simply waits again)."""
+        queue = self._waiters.get(key)
+        while queue:
+            waiter = queue.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for queue in list(self._waiters.values()):
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
 
     def _close_later(self, session: Any) -> None:
         task = asyncio.get_running_loop().create_task(_quietly_close(session))

@@ -8,8 +8,9 @@ once (Received, DKIM) and all its recipients on that domain share one transactio
 the account has a bounce address, where each recipient gets its own VERP return path and so its
 own transaction. A personalized message gets one copy per recipient, rendered and DKIM-signed in
 a thread, each in its own transaction; such copies are made and sent in chunks of bounded size.
-Domains are attempted concurrently; each domain's outcomes are recorded in one store
-transaction, with their suppressions and DSNs, as soon as that domain is done.
+Domains are attempted concurrently; each domain's outcomes are recorded, with their suppressions
+and DSNs, as soon as that domain is done, merged with other domains' into one store transaction
+when several finish together (`delivery.recorder`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from postroom.delivery.attempt import DomainDelivery, Job
 from postroom.delivery.classify import LocalError
 from postroom.delivery.copies import CopyMaker
 from postroom.delivery.outcomes import Result, RetryPolicy
+from postroom.delivery.recorder import OutcomeRecorder
 from postroom.delivery.schedule import should_expire
 from postroom.delivery.signing import SignerCache, domain_of, render_copy
 from postroom.model import Account, Claim, MessageRecord
@@ -56,6 +58,7 @@ class BatchDelivery:
         self.hostname, self.verp_secret, self.deadline = hostname, verp_secret, deadline
         self.clock = clock
         self.copies = CopyMaker(store, public_url=public_url, verp_secret=verp_secret)
+        self.recorder = OutcomeRecorder(store)
         self._accounts: dict[str, tuple[float, Account | None]] = {}
 
     async def deliver_batch(self, owner: str, claims: list[Claim]) -> None:
@@ -210,9 +213,7 @@ class BatchDelivery:
             dsns = outcomes.build_dsns(ended, loaded, hostname=self.hostname, now=now)
             return FollowUps([s for rid, s in sups.items() if rid in recorded], dsns)
 
-        recorded = await asyncio.to_thread(
-            self.store.record_outcomes, owner, [f for _, f in finished], follow_ups
-        )
+        recorded = await self.recorder.record(owner, [f for _, f in finished], follow_ups)
         lost = len(finished) - len(recorded)
         if lost:
             log.warning("%d outcomes not recorded: their leases were taken over", lost)
