@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import multiprocessing
 import signal
@@ -27,6 +28,7 @@ from postroom.submission.throttle import AuthThrottle
 
 log = logging.getLogger("postroom")
 SHUTDOWN_GRACE_SECONDS = 10.0
+GC_THRESHOLD_0 = 10_000  # allocations between young collections (CPython's default: 700)
 
 
 def split_hostport(value: str, default_port: int = 25) -> tuple[str, int]:
@@ -69,6 +71,20 @@ def use_fast_event_loop() -> None:
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def settle_heap() -> None:
+    """Once start-up is done: move every object alive now out of the collector's sight.
+
+    Why: the long-lived heap (SQLAlchemy, pydantic, FastAPI, the email package) is large, and
+    every full collection walked it, stalling the event loop for 66–91 ms (all sessions' replies
+    wait). Frozen objects are never scanned again; a full collection then walks only what was
+    made since. The young generation is collected less often too: most per-message garbage is
+    freed by reference counting before a collection would find it.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD_0, 20, 20)
 
 
 def configure_logging() -> None:
@@ -183,6 +199,7 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    settle_heap()
     print("postroom ready", flush=True) if full else None
     await stop.wait()
     log.info("shutting down")

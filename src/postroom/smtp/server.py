@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
 
 from postroom.smtp import replies as R
-from postroom.smtp.commands import Path
 from postroom.smtp.replies import Reply, reply
 from postroom.smtp.server_protocol import (
     NEED_DATA,
@@ -35,87 +33,23 @@ from postroom.smtp.server_protocol import (
     ServerConnection,
     StartTls,
 )
+from postroom.smtp.server_session import (
+    ConnectionLimiter,
+    ListenerConfig,
+    ServerOptions,
+    Session,
+    SubmissionHandler,
+)
 from postroom.smtp.spool import Spool
+
+__all__ = ["ConnectionLimiter", "ListenerConfig", "ServerOptions", "Session", "SmtpProtocol",
+           "SubmissionHandler", "start_listeners"]
 
 log = logging.getLogger("postroom.smtp")
 
 SPOOL_MEMORY_LIMIT = 1 << 20  # message bytes kept in memory before spilling to a temp file
 READ_PAUSE_LIMIT = 1 << 20  # unprocessed input buffered before reading pauses
 _STARTTLS_FIRST = reply(530, "5.7.0", "Must issue a STARTTLS command first")
-
-
-@dataclass
-class Session:
-    """What the handler may know and remember about one connection."""
-
-    peer_ip: str
-    listener: str
-    tls: bool = False
-    helo: str = ""
-    identity: Any = None  # set by the handler: the authenticated (or trusted) account
-    mail_from: str | None = None
-    mail_params: dict[str, str | None] = field(default_factory=dict)
-    recipients: list[str] = field(default_factory=list)
-    state: dict[str, Any] = field(default_factory=dict)
-
-
-class SubmissionHandler(Protocol):
-    """The policy side of the server. Each method returns the reply to send."""
-
-    async def connection_opened(self, session: Session) -> None: ...
-
-    async def authenticate(self, session: Session, username: str, password: str) -> Reply: ...
-
-    async def mail_from(self, session: Session, path: Path) -> Reply: ...
-
-    async def rcpt_to(self, session: Session, path: Path) -> Reply: ...
-
-    async def message(self, session: Session, body: Spool) -> Reply: ...
-
-
-@dataclass
-class ListenerConfig:
-    name: str  # "plain", "implicit_tls" or "starttls"
-    host: str
-    port: int
-    implicit_tls: bool = False
-    require_tls: bool = False  # the submission port: MAIL/AUTH only after STARTTLS
-
-
-class ConnectionLimiter:
-    """Counts open connections in total and per client IP (one process)."""
-
-    def __init__(self, total: int, per_ip: int) -> None:
-        self.total, self.per_ip = total, per_ip
-        self.open = 0
-        self.by_ip: dict[str, int] = {}
-
-    def acquire(self, ip: str) -> bool:
-        if self.open >= self.total or self.by_ip.get(ip, 0) >= self.per_ip:
-            return False
-        self.open += 1
-        self.by_ip[ip] = self.by_ip.get(ip, 0) + 1
-        return True
-
-    def release(self, ip: str) -> None:
-        self.open -= 1
-        left = self.by_ip.get(ip, 1) - 1
-        if left:
-            self.by_ip[ip] = left
-        else:
-            self.by_ip.pop(ip, None)
-
-
-@dataclass
-class ServerOptions:
-    hostname: str
-    max_message_size: int
-    max_recipients: int
-    allow_plaintext_auth: bool
-    idle_timeout: float
-    data_timeout: float
-    ssl_context: ssl.SSLContext | None
-    limiter: ConnectionLimiter
 
 
 class SmtpProtocol(asyncio.Protocol):
@@ -130,21 +64,23 @@ class SmtpProtocol(asyncio.Protocol):
         self._paused = False
         self._ip = ""
         self._counted = False
+        self._fd = -1  # the plain TCP socket, written directly (see `_flush`); -1: use transport
 
     # --- transport callbacks -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
-        peer = transport.get_extra_info("peername") or ("", 0)
-        self._ip = str(peer[0])
-        sock = transport.get_extra_info("socket")
-        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        peer = transport.get_extra_info("peername")
+        self._ip = str(peer[0]) if peer else ""
         if not self.opts.limiter.acquire(self._ip):
             transport.write(R.R421_TOO_MANY.to_bytes())
             transport.close()
             return
         self._counted = True
         tls = self.listener.implicit_tls
+        if not tls:  # (uvloop and asyncio both set TCP_NODELAY themselves)
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+                self._fd = sock.fileno()
         self.conn = ServerConnection(
             max_message_size=self.opts.max_message_size,
             max_recipients=self.opts.max_recipients,
@@ -154,22 +90,25 @@ class SmtpProtocol(asyncio.Protocol):
         )
         self.session = Session(peer_ip=self._ip, listener=self.listener.name, tls=tls)
         self._arm_timer()
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = self._loop.create_task(self._run())
 
     def data_received(self, data: bytes) -> None:
-        self.conn.receive_data(data)
+        conn = self.conn
+        conn.receive_data(data)
         self._last_activity = self._loop.time()
-        if self.conn.buffered > READ_PAUSE_LIMIT and not self._paused and self.transport:
+        if conn.buffered > READ_PAUSE_LIMIT and not self._paused and self.transport:
             self._paused = True
             self.transport.pause_reading()
         self._wake()
 
     def eof_received(self) -> bool | None:
+        self._fd = -1  # the transport closes itself once this returns
         self.conn.receive_data(b"")
         self._wake()
         return None
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._fd = -1
         if self._counted:
             self._counted = False
             self.opts.limiter.release(self._ip)
@@ -199,46 +138,80 @@ class SmtpProtocol(asyncio.Protocol):
             self._timer = self._loop.call_later(left, self._on_idle)
             return
         if self.transport is not None:
-            self._flush()
-            self.transport.write(R.R421_IDLE.to_bytes())
+            self._out.append(R.R421_IDLE.to_bytes())
+            self._close()
+
+    def _close(self) -> None:
+        self._flush()
+        self._fd = -1  # closing frees the descriptor number for the next accept
+        if self.transport is not None:
             self.transport.close()
 
     def _flush(self) -> None:
-        if self._out and self.transport is not None:
-            self.transport.write(b"".join(self._out))
-        self._out.clear()
+        """Send what the replies produced, in one write.
+
+        On a plain TCP connection the bytes go straight to the socket with `os.write`, which
+        releases the interpreter lock during the system call; uvloop's `transport.write` holds it,
+        and on loopback that send (the kernel runs the peer's receive path in it) was the largest
+        single cost of the event loop. The transport takes over whenever its own buffer is not
+        empty, the kernel takes less than everything, or the socket fails.
+        """
+        out, t = self._out, self.transport
+        if not out:
+            return
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        if t is None:
+            return
+        if self._fd >= 0 and not t.is_closing() and not t.get_write_buffer_size():
+            try:
+                sent = os.write(self._fd, data)
+            except OSError:  # EAGAIN, or a failed socket: the transport reports and cleans up
+                sent = 0
+            if sent == len(data):
+                return
+            data = data[sent:]
+        t.write(data)
 
     async def _run(self) -> None:
+        conn = self.conn
         spool: Spool | None = None
         try:
-            self._out.append(f"220 {self.opts.hostname} ESMTP Postroom ready\r\n".encode())
+            self._out.append(self.opts.banner)
             await self.handler.connection_opened(self.session)
             while self.transport is not None:
-                event = self.conn.next_event()
+                event = conn.next_event()
+                kind = type(event)
+                if kind is MessageData:
+                    if spool is not None:
+                        spool.write(event.data)  # type: ignore[union-attr]
+                    continue
                 if event is NEED_DATA:
                     self._flush()
                     if self._paused and self.transport is not None:
                         self._paused = False
                         self.transport.resume_reading()
-                    self._wakeup = asyncio.get_running_loop().create_future()
+                    self._wakeup = self._loop.create_future()
                     await self._wakeup
                     continue
-                if isinstance(event, ConnectionClosed):
+                if kind is ConnectionClosed:
                     break
-                if isinstance(event, MessageData):
-                    if spool is not None:
-                        spool.write(event.data)
-                    continue
-                if isinstance(event, DataStart):
+                if kind is Respond:
+                    answer = event.reply  # type: ignore[union-attr]
+                elif kind is DataStart:
                     spool = Spool(SPOOL_MEMORY_LIMIT)
-                answer = await self._answer(event, spool)
-                if isinstance(event, EndOfMessage) and spool is not None:
-                    spool.close()
-                    spool = None
-                self._out.append(self.conn.send(answer))
-                if isinstance(event, StartTls) and answer.code == 220:
+                    answer = R.R354_DATA
+                elif kind is EndOfMessage:
+                    answer = await self._end_of_message(event, spool)  # type: ignore[arg-type]
+                    if spool is not None:
+                        spool.close()
+                        spool = None
+                else:
+                    answer = await self._answer(event, kind)
+                self._out.append(conn.send(answer))
+                if kind is StartTls and answer.code == 220:
                     await self._start_tls()
-                elif self.conn.phase is Phase.CLOSED:
+                elif conn.phase is Phase.CLOSED:
                     break
         except Exception:  # never let one session take the server down
             log.exception("smtp session failed (peer %s)", self._ip)
@@ -246,12 +219,11 @@ class SmtpProtocol(asyncio.Protocol):
         finally:
             if spool is not None:
                 spool.close()
-            self._flush()
-            if self.transport is not None:
-                self.transport.close()
+            self._close()
 
     async def _start_tls(self) -> None:
         self._flush()
+        self._fd = -1  # from now on only the TLS transport may write
         loop = asyncio.get_running_loop()
         assert self.transport is not None and self.opts.ssl_context is not None
         try:
@@ -273,43 +245,44 @@ class SmtpProtocol(asyncio.Protocol):
         self.session.mail_params = {}
         self.session.recipients = []
 
-    async def _answer(self, event: object, spool: Spool | None) -> Reply:
+    async def _end_of_message(self, event: EndOfMessage, spool: Spool | None) -> Reply:
+        if event.oversized:
+            return R.R552_TOO_BIG
+        assert spool is not None
+        spool.finish()
+        return await self.handler.message(self.session, spool)
+
+    async def _answer(self, event: object, kind: type) -> Reply:
         s = self.session
-        if isinstance(event, Respond):
-            return event.reply
-        if isinstance(event, Hello):
-            s.helo = event.name
+        if kind is Mail:
+            if self.listener.require_tls and not s.tls:
+                return _STARTTLS_FIRST
+            path = event.path  # type: ignore[attr-defined]
             self._reset_transaction()
-            if not event.extended:
+            answer = await self.handler.mail_from(s, path)
+            if answer.is_positive:
+                s.mail_from, s.mail_params = path.address, dict(path.params)
+            return answer
+        if kind is Rcpt:
+            path = event.path  # type: ignore[attr-defined]
+            answer = await self.handler.rcpt_to(s, path)
+            if answer.is_positive:
+                s.recipients.append(path.address)
+            return answer
+        if kind is Hello:
+            s.helo = event.name  # type: ignore[attr-defined]
+            self._reset_transaction()
+            if not event.extended:  # type: ignore[attr-defined]
                 return reply(250, None, self.opts.hostname)
-            return reply(250, None, self.opts.hostname, *self.conn.ehlo_keywords())
-        if isinstance(event, Quit):
+            return self.opts.ehlo_reply(self.conn.ehlo_keywords())
+        if kind is Quit:
             return R.R221_BYE
-        if isinstance(event, StartTls):
+        if kind is StartTls:
             return R.R220_GO_TLS
-        if isinstance(event, DataStart):
-            return R.R354_DATA
-        if self.listener.require_tls and not s.tls and isinstance(event, Mail | Auth):
-            return _STARTTLS_FIRST
-        if isinstance(event, Auth):
-            return await self.handler.authenticate(s, event.username, event.password)
-        if isinstance(event, Mail):
-            self._reset_transaction()
-            answer = await self.handler.mail_from(s, event.path)
-            if answer.is_positive:
-                s.mail_from, s.mail_params = event.path.address, dict(event.path.params)
-            return answer
-        if isinstance(event, Rcpt):
-            answer = await self.handler.rcpt_to(s, event.path)
-            if answer.is_positive:
-                s.recipients.append(event.path.address)
-            return answer
-        if isinstance(event, EndOfMessage):
-            if event.oversized:
-                return R.R552_TOO_BIG
-            assert spool is not None
-            spool.finish()
-            return await self.handler.message(s, spool)
+        if kind is Auth:
+            if self.listener.require_tls and not s.tls:
+                return _STARTTLS_FIRST
+            return await self.handler.authenticate(s, event.username, event.password)  # type: ignore[attr-defined]
         return R.R500_UNKNOWN
 
 

@@ -101,6 +101,8 @@ class _Need:
 
 
 NEED_DATA = _Need()
+# The events without fields are shared: one allocation fewer per command.
+DATA_START, QUIT, CONNECTION_CLOSED = DataStart(), Quit(), ConnectionClosed()
 Event = (
     Hello | StartTls | Auth | Mail | Rcpt | DataStart | MessageData | EndOfMessage | Quit
     | Respond | ConnectionClosed
@@ -209,7 +211,7 @@ class ServerConnection:
             self._awaiting = event
             return event
         if self.phase is Phase.CLOSED:
-            return ConnectionClosed()
+            return CONNECTION_CLOSED
         if self.phase is Phase.TLS_PENDING:
             return NEED_DATA
         if self.phase is Phase.DATA:
@@ -218,7 +220,7 @@ class ServerConnection:
         if line is None:
             if self._eof:
                 self.phase = Phase.CLOSED
-                return ConnectionClosed()
+                return CONNECTION_CLOSED
             return NEED_DATA
         event = self._dispatch(line)
         if not isinstance(event, MessageData):
@@ -229,29 +231,36 @@ class ServerConnection:
     def send(self, answer: Reply) -> bytes:
         """Record the answer to the pending event and return its wire bytes."""
         event, self._awaiting = self._awaiting, None
-        ok = answer.is_positive
-        if answer.code == 421:
+        code = answer.code
+        ok = 200 <= code < 400
+        kind = type(event)  # event classes are final: `is` on the type, cheaper than isinstance
+        if code == 421:
             self.phase = Phase.CLOSED
-        elif isinstance(event, Hello) and ok:
-            self.greeted = True
-            self._reset_transaction()
-        elif isinstance(event, Mail) and ok:
-            self.in_transaction = True
-        elif isinstance(event, Rcpt):
+        elif kind is Mail:
+            if ok:
+                self.in_transaction = True
+        elif kind is Rcpt:
             self.rcpt_attempts += 1
-            self.recipients += 1 if ok else 0
-        elif isinstance(event, DataStart) and answer.code == 354:
-            self.phase = Phase.DATA
-            self._data = bytearray(b"\r\n") + self._buf
-            self._buf.clear()
-            self._data_first, self._data_size = True, 0
-        elif isinstance(event, EndOfMessage):
+            if ok:
+                self.recipients += 1
+        elif kind is EndOfMessage:
             self._reset_transaction()
-        elif isinstance(event, Auth):
-            self.authenticated = answer.code == 235
-        elif isinstance(event, StartTls) and answer.code == 220:
-            self.phase = Phase.TLS_PENDING
-        elif isinstance(event, Quit):
+        elif kind is DataStart:
+            if code == 354:
+                self.phase = Phase.DATA
+                self._data = bytearray(b"\r\n") + self._buf
+                self._buf.clear()
+                self._data_first, self._data_size = True, 0
+        elif kind is Hello:
+            if ok:
+                self.greeted = True
+                self._reset_transaction()
+        elif kind is Auth:
+            self.authenticated = code == 235
+        elif kind is StartTls:
+            if code == 220:
+                self.phase = Phase.TLS_PENDING
+        elif kind is Quit:
             self.phase = Phase.CLOSED
         return answer.to_bytes()
 
@@ -269,14 +278,14 @@ class ServerConnection:
                     self._buf.clear()
                     self._discarding_line = True
                 return None
-            raw = bytes(self._buf[:nl])
-            del self._buf[: nl + 1]
             if self._discarding_line or nl > limit:
+                del self._buf[: nl + 1]
                 self._discarding_line = False
                 return "\x00too-long"
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-            return raw.decode("utf-8", "replace")
+            end = nl - 1 if nl and self._buf[nl - 1] == 13 else nl  # drop the CR of CRLF
+            line = self._buf[:end].decode("utf-8", "replace")
+            del self._buf[: nl + 1]
+            return line
 
     def _dispatch(self, line: str) -> Event:
         if line == "\x00too-long":
@@ -350,7 +359,7 @@ class ServerConnection:
             return Respond(_NEED_MAIL)
         if self.recipients == 0:
             return Respond(R.R554_NO_VALID_RCPTS if self.rcpt_attempts else _NEED_RCPT)
-        return DataStart()
+        return DATA_START
 
     def _on_rset(self, arg: str) -> Event:
         if arg:
@@ -432,7 +441,7 @@ class ServerConnection:
             return event
         if self._eof:
             self.phase = Phase.CLOSED
-            return ConnectionClosed()
+            return CONNECTION_CLOSED
         # Emit everything up to the last CRLF (or nearly all of a huge line): no terminator or
         # "\r\n.." can straddle that cut, so unstuffing stays exact while memory stays bounded.
         cut = buf.rfind(b"\r\n")
@@ -471,7 +480,7 @@ def _handlers() -> dict[str, object]:
         "DATA": c._on_data,
         "RSET": c._on_rset,
         "NOOP": lambda s, a: Respond(R.R250_OK),
-        "QUIT": lambda s, a: Quit(),
+        "QUIT": lambda s, a: QUIT,
         "VRFY": lambda s, a: Respond(R.R252_VRFY if a else R.R501_SYNTAX),
         "EXPN": lambda s, a: Respond(R.R502_NOT_IMPLEMENTED),
         "HELP": lambda s, a: Respond(_HELP),

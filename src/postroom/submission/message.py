@@ -2,11 +2,18 @@
 
 Only the header block is parsed (the body can be 20 MB and is stored as received). `Message-ID`
 and `Date` are prepended when missing, so every stored message is complete before it is queued.
+
+Why two parsers: the stdlib's `BytesHeaderParser` + `getaddresses` cost ~80 µs per message, a
+sixth of the SMTP event loop's time per message in the ingest benchmark. The fast path reads only
+the four headers used here, and only from plain blocks (ASCII, one line-ending style, every line a
+`name:` field or a fold) with plain From values; it gives exactly what the stdlib path gives
+(a hypothesis test compares them). Anything else takes the stdlib path.
 """
 
 from __future__ import annotations
 
 import email.utils
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.header import decode_header, make_header
@@ -14,6 +21,16 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 MAX_HEADER_BLOCK = 1 << 20
+_WANTED = frozenset({"from", "subject", "message-id", "date"})
+# A field line as email.feedparser's headerRE sees it: a non-empty name of printable
+# characters except ":" and SP, then ":".
+_FIELD = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
+# From values whose address the stdlib certainly reads the same: an addr-spec of dot-atoms, bare
+# or in angle brackets, optionally after a display name of atoms or one plain quoted string.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR = rf"({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)"
+_NAME = rf'(?:{_ATOM}(?:[ \t]+{_ATOM})*|"[^"\\@,<>()\r\n]*")'
+_SIMPLE_FROM = re.compile(rf"[ \t]*(?:{_ADDR}|(?:{_NAME}[ \t]*)?<{_ADDR}>)[ \t]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,23 +52,95 @@ def header_block(head: bytes) -> bytes:
 
 
 def parse_headers(head: bytes) -> ParsedHeaders:
-    msg = BytesHeaderParser(policy=compat32).parsebytes(header_block(head[:MAX_HEADER_BLOCK]))
-    froms = msg.get_all("From") or []
-    addresses = [a for _, a in email.utils.getaddresses([str(f) for f in froms]) if a]
-    subject = ""
-    raw_subject = msg.get("Subject")
-    if raw_subject is not None:
-        try:
-            subject = str(make_header(decode_header(str(raw_subject))))
-        except (ValueError, LookupError, UnicodeError):
-            subject = str(raw_subject)
+    block = header_block(head[:MAX_HEADER_BLOCK])
+    fields = _plain_fields(block)
+    if fields is None:
+        return _parse_stdlib(block)
+    froms = fields.get("from", [])
+    addresses = _from_addresses(froms)
+    subjects = fields.get("subject")
+    mids = fields.get("message-id")
+    return _parsed(addresses, _subject(subjects[0]) if subjects else "",
+                   mids[0].strip() if mids else "", "date" in fields)
+
+
+def _plain_fields(block: bytes) -> dict[str, list[str]] | None:
+    """Values of the wanted fields as compat32 gives them, or None when the block is not plain."""
+    if not block.isascii():
+        return None
+    text = block.decode("ascii")
+    if "\r" in text:
+        sep = "\r\n"
+        if text.count("\r") != text.count("\n") or text.count("\r\n") != text.count("\n"):
+            return None
+    else:
+        sep = "\n"
+    out: dict[str, list[str]] = {}
+    name: str | None = None  # the wanted field being read (None: another field, or none yet)
+    value: list[str] = []
+    in_field = False
+    for line in text.split(sep):
+        if line[:1] in (" ", "\t"):
+            if not in_field:
+                return None  # a fold without a field: leave the defect handling to the stdlib
+            if name is not None:
+                value.append(line)
+            continue
+        if name is not None:
+            out.setdefault(name, []).append(sep.join(value).rstrip("\r\n"))
+            name = None
+        if not line:  # the blank line, or the end of a block without one
+            return out
+        m = _FIELD.match(line)
+        if m is None:
+            return None
+        in_field = True
+        key = line[: m.end() - 1].lower()
+        if key in _WANTED:
+            name, value = key, [line[m.end():].lstrip(" \t")]
+    if name is not None:
+        out.setdefault(name, []).append(sep.join(value).rstrip("\r\n"))
+    return out
+
+
+def _from_addresses(froms: list[str]) -> list[str]:
+    addresses = []
+    for value in froms:
+        if not value.strip(" \t"):
+            continue
+        m = _SIMPLE_FROM.fullmatch(value)
+        if m is None:
+            return [a for _, a in email.utils.getaddresses(froms) if a]
+        addresses.append(m.group(1) or m.group(2))
+    return addresses
+
+
+def _subject(raw: str) -> str:
+    if "=?" not in raw:
+        return raw  # decode_header returns it unchanged and make_header keeps it as one chunk
+    try:
+        return str(make_header(decode_header(raw)))
+    except (ValueError, LookupError, UnicodeError):
+        return raw
+
+
+def _parsed(addresses: list[str], subject: str, message_id: str, has_date: bool) -> ParsedHeaders:
     return ParsedHeaders(
         header_from=addresses[0] if len(addresses) == 1 else "",
         from_count=len(addresses),
         subject=subject.replace("\r", "").replace("\n", "")[:998],
-        message_id=str(msg.get("Message-ID", "")).strip(),
-        has_date=msg.get("Date") is not None,
+        message_id=message_id,
+        has_date=has_date,
     )
+
+
+def _parse_stdlib(block: bytes) -> ParsedHeaders:
+    msg = BytesHeaderParser(policy=compat32).parsebytes(block)
+    froms = msg.get_all("From") or []
+    addresses = [a for _, a in email.utils.getaddresses([str(f) for f in froms]) if a]
+    raw_subject = msg.get("Subject")
+    return _parsed(addresses, "" if raw_subject is None else _subject(str(raw_subject)),
+                   str(msg.get("Message-ID", "")).strip(), msg.get("Date") is not None)
 
 
 def missing_headers(parsed: ParsedHeaders, message_id: str, hostname: str) -> tuple[bytes, str]:
