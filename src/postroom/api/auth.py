@@ -2,13 +2,17 @@
 
 `Authorization: Bearer <key>` and, for Zoho-style clients, `Authorization: Zoho-oauthtoken <key>`.
 Keys carry scopes (send, read, admin); the account's IP allow list applies as on SMTP.
+Found keys are remembered for a couple of seconds (`KeyCache`): a store query through a worker
+thread per request cost more CPU than a whole no-op request.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 
@@ -27,6 +31,33 @@ class Principal:
     client_ip: str
 
 
+class KeyCache:
+    """Key hash → (key, account) for `ttl` seconds, like the SMTP side's AccountCache: a key
+    revoked or an account changed by another process takes effect within `ttl`; this process's
+    own admin changes call `clear()`. Unknown keys are never cached (each miss asks the store)."""
+
+    def __init__(self, store: Any, ttl: float = 2.0, size: int = 4096) -> None:
+        self.store, self.ttl, self.size = store, ttl, size
+        self._found: dict[str, tuple[ApiKey, Account, float]] = {}
+
+    async def find(self, key_hash: str) -> tuple[ApiKey, Account] | None:
+        hit = self._found.get(key_hash)
+        now = time.monotonic()
+        if hit is not None and now - hit[2] < self.ttl:
+            return hit[0], hit[1]
+        found = await asyncio.to_thread(self.store.find_api_key, key_hash)
+        if found is None:
+            self._found.pop(key_hash, None)
+            return None
+        if len(self._found) >= self.size:
+            self._found.clear()
+        self._found[key_hash] = (found[0], found[1], now)
+        return found
+
+    def clear(self) -> None:
+        self._found.clear()
+
+
 def client_ip(request: Request) -> str:
     return request.client.host if request.client else ""
 
@@ -37,8 +68,7 @@ async def authenticate(request: Request) -> Principal:
     token = token.strip()
     if scheme.lower() not in SCHEMES or not token:
         raise ApiError("AUTHENTICATION_FAILURE")
-    store = request.app.state.store
-    found = await asyncio.to_thread(store.find_api_key, hash_key(token))
+    found = await request.app.state.keys.find(hash_key(token))
     if found is None:
         raise ApiError("AUTHENTICATION_FAILURE")
     key, account = found

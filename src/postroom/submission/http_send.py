@@ -3,112 +3,72 @@
 Same rules as SMTP (allowed senders, suppression, consent, daily limit) and the same store. Each
 item is judged alone, so one bad item does not sink the others; the accepted ones are committed
 together in ONE transaction before the answer (a 2xx means durable, as a 250 does on SMTP).
+Per item only what the item uses is awaited (templates, files, replies, consent), and what
+repeats inside a request (address syntax, sender checks) is judged once: a 100-item request
+is mostly one content sent to many people.
 """
 
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import re
 from datetime import UTC, datetime
 from typing import Any
-
-from pydantic import BaseModel, ConfigDict, Field
 
 from postroom.model import Account, NewMessage, new_id
 from postroom.render.merge import MergeError, render
 from postroom.smtp.commands import is_valid_mailbox
 from postroom.submission import checks
 from postroom.submission.compose import Attachment, Composition, compose
+from postroom.submission.http_items import (
+    MAX_ATTACHMENT_BYTES,
+    SCHEDULED,
+    SENT,
+    FileRef,
+    ItemResult,
+    Person,
+    Refused,
+    SendMailItem,
+    parse_time,
+)
 
-MAX_ITEMS = 500
-MAX_ATTACHMENT_BYTES = 10 * 1024 * 1024
-SENT = "Your mail has been sent successfully."
-SCHEDULED = "Your mail has been scheduled successfully."
-
-
-class Person(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    user_name: str | None = None
-    email: str | None = None
-    merge_data: dict[str, Any] | None = None
-
-
-class FileRef(BaseModel):
-    id: str
-    content_id: str | None = None
-    name: str | None = None
+_CONSENT_FORM = re.compile(r"\$\{ConsentForm(?:\.[A-Za-z_]+)?\}")
 
 
-class TemplateRef(BaseModel):
-    id: str
+class _Memo:
+    """Answers that repeat within one request: address syntax and allowed senders."""
 
+    def __init__(self, account: Account, now: datetime) -> None:
+        self.account, self.now = account, now  # `now`: every message's Date header
+        self.valid: dict[str, bool] = {}
+        self.refused_senders: dict[str, bool] = {}
 
-class SendMailItem(BaseModel):
-    """One mail, in Zoho CRM's send_mail shape plus Postroom's extras (tags, metadata…)."""
+    def check(self, name: str, people: list[Person]) -> None:
+        for p in people:
+            email = p.email
+            ok = self.valid.get(email) if email else False
+            if ok is None:
+                ok = self.valid[email] = is_valid_mailbox(email)  # type: ignore[arg-type]
+            if not ok:
+                raise Refused("INVALID_DATA", "Malformed email address.", api_name=name,
+                              email=email)
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
-    from_: Person | None = Field(None, alias="from")
-    to: list[Person] | None = None
-    cc: list[Person] = Field(default_factory=list)
-    bcc: list[Person] = Field(default_factory=list)
-    reply_to: Person | None = None
-    in_reply_to: str | None = None
-    scheduled_time: str | None = None
-    subject: str | None = None
-    content: str | None = None
-    mail_format: str = "html"
-    attachments: list[FileRef] = Field(default_factory=list)
-    template: TemplateRef | None = None
-    merge_data: dict[str, Any] = Field(default_factory=dict)
-    consent_email: bool = False
-    tags: list[str] = Field(default_factory=list)
-    metadata: dict[str, str] = Field(default_factory=dict)
-    client_reference: str | None = None
-    notify_url: str | None = None
-    callback_data: str | None = None
-
-
-class SendMailRequest(BaseModel):
-    data: list[SendMailItem] = Field(min_length=1)
-
-
-@dataclass
-class ItemResult:
-    ok: bool
-    code: str = "SUCCESS"
-    message: str = SENT
-    details: dict[str, Any] = field(default_factory=dict)
-    messages: list[NewMessage] = field(default_factory=list)
-
-    def body(self) -> dict[str, Any]:
-        return {"code": self.code, "details": self.details, "message": self.message,
-                "status": "success" if self.ok else "error"}
-
-
-class Refused(Exception):
-    def __init__(self, code: str, message: str, **details: Any) -> None:
-        super().__init__(message)
-        self.code, self.message, self.details = code, message, details
-
-
-def parse_time(value: str) -> datetime:
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise Refused("INVALID_DATA", "scheduled_time must be ISO 8601 with an offset.",
-                      api_name="scheduled_time") from None
-    if when.tzinfo is None:
-        raise Refused("INVALID_DATA", "scheduled_time needs a UTC offset (e.g. +05:30).",
-                      api_name="scheduled_time")
-    return when.astimezone(UTC)
+    def sender_refused(self, address: str) -> bool:
+        refused = self.refused_senders.get(address)
+        if refused is None:
+            refused = self.refused_senders[address] = bool(
+                checks.sender_allowed(self.account, address))
+        return refused
 
 
 class HttpSender:
     """Turns send_mail items into queued messages for one account."""
 
-    def __init__(self, store: Any, *, hostname: str, consent_link: Any = None) -> None:
+    def __init__(self, store: Any, *, hostname: str, consent_link: Any = None,
+                 suppressions: Any = None) -> None:
         self.store, self.hostname = store, hostname
         self.consent_link = consent_link  # callable(account_id, address) -> URL, or None
+        self.suppressions = suppressions  # a SuppressionCache, or None to ask the store
 
     async def send(self, account: Account, items: list[SendMailItem], client_ip: str
                    ) -> list[ItemResult]:
@@ -117,9 +77,8 @@ class HttpSender:
             if account.daily_limit else 0
         everyone = {p.email for item in items for p in (*(item.to or ()), *item.cc, *item.bcc)
                     if p.email}
-        # one suppression lookup for the whole request, not one per item
-        blocked = await asyncio.to_thread(self.store.suppressed_among, account.id,
-                                          sorted(everyone)) if everyone else set()
+        blocked = await self._suppressed(account.id, everyone)
+        memo = _Memo(account, datetime.now(UTC))
         results = []
         for item in items:
             try:
@@ -127,7 +86,7 @@ class HttpSender:
                     raise Refused("LIMIT_EXCEEDED",
                                   "You have exceeded the maximum email limit for the day.",
                                   limit=account.daily_limit)
-                result = await self._one(account, item, client_ip, blocked)
+                result = await self._one(account, item, client_ip, blocked, memo)
                 used += len(result.messages)
             except Refused as r:
                 result = ItemResult(False, r.code, r.message, r.details)
@@ -136,8 +95,17 @@ class HttpSender:
         await self.store.enqueue_batch(batch)
         return results
 
-    async def _one(self, account: Account, item: SendMailItem, ip: str, blocked: set[str]
-                   ) -> ItemResult:
+    async def _suppressed(self, account_id: str, addresses: set[str]) -> set[str]:
+        """The request's suppressed addresses: one look at the in-memory view (or the store)."""
+        if not addresses:
+            return set()
+        if self.suppressions is None:
+            return await asyncio.to_thread(self.store.suppressed_among, account_id,
+                                           sorted(addresses))
+        return {a for a in addresses if await self.suppressions.suppressed(account_id, a)}
+
+    async def _one(self, account: Account, item: SendMailItem, ip: str, blocked: set[str],
+                   memo: _Memo) -> ItemResult:
         sender = item.from_
         if sender is None or not sender.email:
             raise Refused("MANDATORY_NOT_FOUND", "The sender's email address is missing.",
@@ -145,25 +113,34 @@ class HttpSender:
         if not item.to:
             raise Refused("MANDATORY_NOT_FOUND", "The recipient's email address is missing.",
                           api_name="to")
-        for name, people in (("from", [sender]), ("to", item.to), ("cc", item.cc),
-                             ("bcc", item.bcc), ("reply_to", [item.reply_to] if item.reply_to
-                                                 else [])):
-            for p in people:
-                if not p.email or not is_valid_mailbox(p.email):
-                    raise Refused("INVALID_DATA", "Malformed email address.", api_name=name,
-                                  email=p.email)
-        if checks.sender_allowed(account, sender.email):
+        memo.check("from", [sender])
+        memo.check("to", item.to)
+        if item.cc:
+            memo.check("cc", item.cc)
+        if item.bcc:
+            memo.check("bcc", item.bcc)
+        if item.reply_to:
+            memo.check("reply_to", [item.reply_to])
+        if memo.sender_refused(sender.email):
             raise Refused("INVALID_DATA", "You cannot use this email address to send mails from.",
                           api_name="from", email=sender.email)
         if item.mail_format not in ("html", "text"):
             raise Refused("INVALID_DATA", "mail_format must be html or text.",
                           api_name="mail_format")
         when = parse_time(item.scheduled_time) if item.scheduled_time else None
-        everyone = [p.email for p in (*item.to, *item.cc, *item.bcc) if p.email]
-        await self._check_recipients(account, everyone, item.consent_email, blocked)
-        in_reply_to = await self._reply_target(account, item.in_reply_to)
-        subject, content, file_ids, missing = await self._template_fields(account, item)
-        attachments = await self._attachments(account, item.attachments, file_ids)
+        if account.require_consent or blocked:
+            everyone = [p.email for p in (*item.to, *item.cc, *item.bcc) if p.email]
+            if account.require_consent or not blocked.isdisjoint(everyone):
+                await self._check_recipients(account, everyone, item.consent_email, blocked)
+        in_reply_to = await self._reply_target(account, item.in_reply_to) \
+            if item.in_reply_to else None
+        if item.template is None:
+            subject, content, file_ids, missing = item.subject or "", item.content or "", [], \
+                "empty"
+        else:
+            subject, content, file_ids, missing = await self._template_fields(account, item)
+        attachments = await self._attachments(account, item.attachments, file_ids) \
+            if item.attachments or file_ids else []
         personal = [p for p in item.to if p.merge_data]
         if personal and (item.cc or item.bcc):
             raise Refused("INVALID_DATA", "cc/bcc cannot be combined with per-recipient merge_data.",
@@ -173,13 +150,16 @@ class HttpSender:
                    "client_reference": item.client_reference, "notify_url": item.notify_url,
                    "callback_data": item.callback_data}
         options = {k: v for k, v in options.items() if v}
+        html = item.mail_format == "html"
+        cc = [(p.user_name or "", p.email or "") for p in item.cc]
+        reply_to = (item.reply_to.user_name or "", item.reply_to.email or "") \
+            if item.reply_to else None
         messages = []
         for to in copies:
             variables = {**item.merge_data, **(to[0].merge_data or {})} if personal \
                 else dict(item.merge_data)
             if item.consent_email and self.consent_link is not None:
                 variables.setdefault("ConsentForm", self.consent_link(account.id, to[0].email))
-            html = item.mail_format == "html"
             try:
                 subj = render(subject, variables, html=False, missing=missing)
                 body = render(content, variables, html=html, missing=missing)
@@ -187,23 +167,20 @@ class HttpSender:
                 raise Refused("INVALID_DATA", f"Template error: {exc}", api_name="template") \
                     from None
             if item.consent_email and "${ConsentForm" in body and self.consent_link:
-                body = _replace_consent(body, self.consent_link(account.id, to[0].email))
+                body = _CONSENT_FORM.sub(self.consent_link(account.id, to[0].email), body)
             mid = new_id()
             header_mid = f"<{mid}@{self.hostname}>"
             comp = Composition(
                 from_name=sender.user_name or "", from_email=sender.email,
-                to=[(p.user_name or "", p.email or "") for p in to],
-                cc=[(p.user_name or "", p.email or "") for p in item.cc],
-                reply_to=(item.reply_to.user_name or "", item.reply_to.email or "")
-                if item.reply_to else None,
+                to=[(p.user_name or "", p.email or "") for p in to], cc=cc, reply_to=reply_to,
                 subject=subj, content=body, mail_format=item.mail_format,
                 in_reply_to=in_reply_to, attachments=attachments)
-            raw = compose(comp, message_id=header_mid)
+            raw = compose(comp, message_id=header_mid, date=memo.now)
             rcpts = [p.email for p in to] + ([p.email for p in (*item.cc, *item.bcc)]
                                              if not personal else [])
-            messages.append(NewMessage(
+            messages.append(NewMessage(  # every address was checked non-empty above
                 id=mid, account_id=account.id, mail_from=sender.email,
-                recipients=tuple(r for r in rcpts if r), raw=raw, header_from=sender.email,
+                recipients=tuple(rcpts), raw=raw, header_from=sender.email,
                 subject=subj, message_id_header=header_mid, source="http", client_ip=ip,
                 options=options, not_before=when))
         scheduled = when is not None and when > datetime.now(UTC)
@@ -229,9 +206,7 @@ class HttpSender:
                                   "The intended receiver has not consented to receive your email.",
                                   email=a, reason="no_consent")
 
-    async def _reply_target(self, account: Account, message_id: str | None) -> str | None:
-        if not message_id:
-            return None
+    async def _reply_target(self, account: Account, message_id: str) -> str | None:
         found = await asyncio.to_thread(self.store.get_message, message_id)
         if found is None or found.account_id != account.id:
             raise Refused("INVALID_DATA", "in_reply_to names no message of this account.",
@@ -240,8 +215,7 @@ class HttpSender:
 
     async def _template_fields(self, account: Account, item: SendMailItem
                                ) -> tuple[str, str, list[str], str]:
-        if item.template is None:
-            return item.subject or "", item.content or "", [], "empty"
+        assert item.template is not None
         t = await asyncio.to_thread(self.store.get_template, account.id, item.template.id)
         if t is None:
             raise Refused("INVALID_DATA", "Unknown template.", api_name="template",
@@ -267,9 +241,3 @@ class HttpSender:
                               api_name="attachments")
             out.append(Attachment(ref.name or f.name, f.content_type, f.data, ref.content_id))
         return out
-
-
-def _replace_consent(body: str, url: str) -> str:
-    import re
-
-    return re.sub(r"\$\{ConsentForm(?:\.[A-Za-z_]+)?\}", url, body)

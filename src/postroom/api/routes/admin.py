@@ -110,6 +110,7 @@ async def list_keys(request: Request, account: str, _: Principal = ADMIN) -> dic
 async def revoke_key(request: Request, key_id: str, _: Principal = ADMIN) -> dict[str, Any]:
     try:
         ok = await asyncio.to_thread(request.app.state.store.revoke_api_key, key_id)
+        request.app.state.keys.clear()  # takes effect at once in this process
     except ValueError as exc:
         raise ApiError("INVALID_DATA", str(exc)) from None
     if not ok:

@@ -12,7 +12,7 @@ from fastapi.responses import Response
 from postroom.api.auth import Principal, require
 from postroom.api.errors import ApiError
 from postroom.api.routes.common import ERRORS, jsonable
-from postroom.submission.http_send import MAX_ATTACHMENT_BYTES
+from postroom.submission.http_items import MAX_ATTACHMENT_BYTES
 
 router = APIRouter(tags=["files"], responses=ERRORS)
 
