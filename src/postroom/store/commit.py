@@ -22,110 +22,18 @@ import concurrent.futures
 import contextlib
 import threading
 from collections import deque
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection
-
-from postroom.model.records import EventType, NewMessage, RecipientStatus
+from postroom.model.records import NewMessage
 from postroom.store import rows
-from postroom.store.engine import Database
+from postroom.store.engine import Database, KeptConnection
 from postroom.store.errors import StorageFull, StoreUnavailable
-from postroom.store.schema import account_usage, events, message_chunks, messages, recipients
+from postroom.store.fastsql import for_dialect
+from postroom.store.queue_rows import Unit as _Unit
+from postroom.store.queue_rows import validate, write_messages
 
-Done = Callable[[BaseException | None], None]
-
-
-@dataclass(slots=True)
-class _Unit:
-    """What one caller asked for: all of it commits, or none of it."""
-
-    messages: Sequence[NewMessage]
-    accepted_at: datetime
-    done: Done
-
-
-def validate(batch: Sequence[NewMessage]) -> None:
-    """Reject malformed input in the caller, before it can poison a shared batch."""
-    for message in batch:
-        if not message.recipients:
-            raise ValueError(f"message {message.id} has no recipients")
-        rows.require_aware(message.not_before, "not_before")
-
-
-def write_messages(db: Database, conn: Connection, units: Sequence[_Unit]) -> None:
-    """Insert messages, recipients, their first events and usage counters for `units`."""
-    message_rows: list[dict[str, Any]] = []
-    recipient_rows: list[dict[str, Any]] = []
-    event_rows: list[dict[str, Any]] = []
-    usage: dict[tuple[str, str], int] = {}
-    for unit in units:
-        at = unit.accepted_at
-        for msg in unit.messages:
-            message_rows.append({
-                "id": msg.id, "account_id": msg.account_id, "mail_from": msg.mail_from,
-                "header_from": msg.header_from, "subject": msg.subject,
-                "message_id_header": msg.message_id_header, "size": msg.size,
-                "raw": msg.raw, "source": msg.source, "client_ip": msg.client_ip,
-                "options": dict(msg.options), "created_at": at, "not_before": msg.not_before,
-            })
-            for address in msg.recipients:
-                when = msg.recipient_not_before.get(address.lower(), msg.not_before) \
-                    if msg.recipient_not_before else msg.not_before
-                scheduled = when is not None and when > at
-                status = RecipientStatus.SCHEDULED if scheduled else RecipientStatus.QUEUED
-                kind = EventType.SCHEDULED if scheduled else EventType.QUEUED
-                data = {"not_before": when.isoformat()} if when else {}
-                recipient_rows.append({
-                    "message_id": msg.id, "address": address, "domain": domain_of(address),
-                    "status": status.value, "attempts": 0,
-                    "next_attempt_at": when if scheduled else at,
-                    "lease_owner": None, "lease_until": None, "last_reply": None,
-                    "remote_host": None, "updated_at": at,
-                })
-                event_rows.append({
-                    "type": kind.value, "message_id": msg.id, "recipient": address, "at": at,
-                    "attempt": None, "remote_host": None, "reply": None, "data": data,
-                })
-            key = (msg.account_id, at.strftime("%Y-%m-%d"))
-            usage[key] = usage.get(key, 0) + 1
-    if not message_rows:
-        return
-    conn.execute(messages.insert(), message_rows)
-    for unit in units:
-        for msg in unit.messages:
-            if msg.body_path:
-                copy_chunks(conn, msg.id, msg.body_path, msg.body_offset)
-    conn.execute(recipients.insert(), recipient_rows)
-    conn.execute(events.insert(), event_rows)
-    for (account_id, day), count in sorted(usage.items()):
-        stmt = db.insert(account_usage).values(account_id=account_id, day=day, count=count)
-        conn.execute(stmt.on_conflict_do_update(
-            index_elements=["account_id", "day"],
-            set_={"count": account_usage.c.count + stmt.excluded["count"]},
-        ))
-
-
-CHUNK = 1 << 20
-
-
-def copy_chunks(conn: Connection, message_id: str, path: str, offset: int = 0) -> None:
-    """Stream a spooled body into message_chunks, one MiB in memory at a time."""
-    with open(path, "rb") as f:
-        f.seek(offset)
-        seq = 0
-        while data := f.read(CHUNK):
-            conn.execute(message_chunks.insert(), {"message_id": message_id, "seq": seq,
-                                                   "data": data})
-            seq += 1
-
-
-def domain_of(address: str) -> str:
-    """The lowercased part after the last @ ('' for a bare local part such as `postmaster`)."""
-    return address.rpartition("@")[2].lower() if "@" in address else ""
-
+__all__ = ["GroupCommitWriter", "validate", "write_messages"]
 
 class GroupCommitWriter:
     """The dedicated writer thread (started on first use, stopped by `close`)."""
@@ -133,6 +41,9 @@ class GroupCommitWriter:
     def __init__(self, db: Database, *, max_messages: int = 1000,
                  max_bytes: int = 64 * 1024 * 1024) -> None:
         self._db = db
+        self._binds = for_dialect(db.engine.dialect)
+        #: the writer thread's own connection (no pool checkout per commit)
+        self._conn = KeptConnection(db)
         self._max_messages = max_messages
         self._max_bytes = max_bytes
         self._pending: deque[_Unit] = deque()
@@ -150,13 +61,7 @@ class GroupCommitWriter:
         """Queue `batch` and return once it is committed (or raise the commit's error)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-
-        def done(exc: BaseException | None) -> None:
-            # RuntimeError: the caller's loop is closed, so nobody is waiting any more.
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(_settle, future, exc)
-
-        self._submit(batch, done)
+        self._submit(batch, loop=loop, future=future)
         await future
 
     def enqueue_sync(self, batch: Sequence[NewMessage]) -> None:
@@ -169,7 +74,7 @@ class GroupCommitWriter:
             else:
                 future.set_exception(exc)
 
-        self._submit(batch, done)
+        self._submit(batch, done=done)
         future.result()
 
     def close(self, timeout: float | None = 30.0) -> None:
@@ -181,9 +86,9 @@ class GroupCommitWriter:
         if thread is not None:
             thread.join(timeout)
 
-    def _submit(self, batch: Sequence[NewMessage], done: Done) -> None:
+    def _submit(self, batch: Sequence[NewMessage], **settle: Any) -> None:
         validate(batch)
-        unit = _Unit(messages=tuple(batch), accepted_at=rows.utc_now(), done=done)
+        unit = _Unit(messages=tuple(batch), accepted_at=rows.utc_now(), **settle)
         with self._cond:
             if self._closed:
                 raise StoreUnavailable("store is closed")
@@ -209,19 +114,22 @@ class GroupCommitWriter:
         return batch
 
     def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._pending and not self._closed:
-                    self._cond.wait()
-                if not self._pending:
-                    return
-                batch = self._take()
-            self._commit(batch)
+        try:
+            while True:
+                with self._cond:
+                    while not self._pending and not self._closed:
+                        self._cond.wait()
+                    if not self._pending:
+                        return
+                    batch = self._take()
+                self._commit(batch)
+        finally:
+            self._conn.close()
 
     def _commit(self, batch: list[_Unit]) -> None:
         try:
-            with self._db.write() as conn:
-                write_messages(self._db, conn, batch)
+            with self._conn.transaction() as cur:
+                write_messages(self._binds, cur, batch)
         except (StorageFull, StoreUnavailable) as exc:
             self._settle(batch, exc)  # the database's fault: everyone would fail alike
             return
@@ -237,9 +145,20 @@ class GroupCommitWriter:
         self._settle(batch, None)
 
     def _settle(self, batch: list[_Unit], exc: BaseException | None) -> None:
+        """Tell every caller; one `call_soon_threadsafe` per event loop, not per caller (each
+        is a write to the loop's wake-up socket, and a wait for the interpreter lock)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, BaseException | None]]] = {}
         for unit in batch:
             self.units += 1
-            unit.done(_own_copy(exc) if exc is not None and len(batch) > 1 else exc)
+            own = _own_copy(exc) if exc is not None and len(batch) > 1 else exc
+            if unit.loop is not None:
+                by_loop.setdefault(unit.loop, []).append((unit.future, own))
+            elif unit.done is not None:
+                unit.done(own)
+        for loop, settled in by_loop.items():
+            # RuntimeError: the caller's loop is closed, so nobody is waiting any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle_all, settled)
 
 
 def _own_copy(exc: BaseException) -> BaseException:
@@ -252,10 +171,11 @@ def _own_copy(exc: BaseException) -> BaseException:
     return copy
 
 
-def _settle(future: asyncio.Future[None], exc: BaseException | None) -> None:
-    if future.done():  # the caller was cancelled; the write stands
-        return
-    if exc is None:
-        future.set_result(None)
-    else:
-        future.set_exception(exc)
+def _settle_all(settled: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for future, exc in settled:
+        if future.done():  # the caller was cancelled; the write stands
+            continue
+        if exc is None:
+            future.set_result(None)
+        else:
+            future.set_exception(exc)

@@ -8,65 +8,91 @@ record its outcome - the attempt really happened, and recording it avoids a dupl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, func, select
 
 from postroom.model.records import EventType, RecipientStatus
-from postroom.store import rows
+from postroom.store import fastsql, rows
 from postroom.store.claim import PENDING
 from postroom.store.engine import Database
-from postroom.store.reads import event_row
-from postroom.store.schema import events, recipients
+from postroom.store.fastsql import INSERT_EVENT, for_dialect
+from postroom.store.schema import recipients
 
 _KEEP: Any = object()
 
 
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """The outcome of one attempt for one recipient (see `Store.mark_*` for the meanings)."""
+
+    recipient_id: int
+    status: RecipientStatus
+    reply: str | None
+    attempt: int
+    remote_host: str | None = _KEEP
+    next_attempt_at: Any = None
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: The guarded update; RETURNING gives what the event needs (remote_host as it now is).
+_SET = ("UPDATE recipients SET status = ?, attempts = ?, last_reply = ?, next_attempt_at = ?,"
+        " lease_owner = NULL, lease_until = NULL, updated_at = ?")
+_WHERE = " WHERE id = ? AND lease_owner = ? RETURNING id, message_id, address, remote_host"
+_UPDATE_KEEP_HOST = _SET + _WHERE
+_UPDATE_SET_HOST = _SET + ", remote_host = ?" + _WHERE
+
+
 def finish(db: Database, recipient_id: int, owner: str, **outcome: Any) -> bool:
     """Set the outcome of one attempt and append its event; False if `owner` lost the lease.
-    `outcome`: the keyword arguments of `finish_in`."""
+    `outcome`: the fields of `Finish` but the recipient id."""
     with db.write() as conn:
-        return finish_in(conn, recipient_id, owner, **outcome)
+        return bool(finish_many(conn, owner, [Finish(recipient_id, **outcome)]))
 
 
-def finish_in(
-    conn: Connection,
-    recipient_id: int,
-    owner: str,
-    *,
-    status: RecipientStatus,
-    reply: str | None,
-    attempt: int,
-    remote_host: str | None = _KEEP,
-    next_attempt_at: datetime | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> bool:
-    """`finish` inside the caller's write transaction (batched outcomes share one commit)."""
-    rows.require_aware(next_attempt_at, "next_attempt_at")
-    now = rows.utc_now()
-    values: dict[str, Any] = {
-        "status": status.value, "attempts": attempt, "last_reply": reply,
-        "next_attempt_at": next_attempt_at, "lease_owner": None, "lease_until": None,
-        "updated_at": now,
-    }
-    if remote_host is not _KEEP:
-        values["remote_host"] = remote_host
-    r = recipients.c
-    updated = conn.execute(
-        recipients.update().where(r.id == recipient_id, r.lease_owner == owner).values(values)
-    ).rowcount
-    if updated != 1:
-        return False
-    row = conn.execute(
-        select(r.message_id, r.address, r.remote_host).where(r.id == recipient_id)
-    ).one()
-    conn.execute(events.insert().values(event_row(
-        EventType(status.value), message_id=row.message_id, recipient=row.address, at=now,
-        attempt=attempt, remote_host=row.remote_host, reply=reply, data=data,
-    )))
-    return True
+def finish_many(conn: Connection, owner: str, items: Sequence[Finish]) -> set[int]:
+    """`finish` for several recipients inside the caller's write transaction (one commit);
+    returns the recipient ids whose outcome was recorded."""
+    b = for_dialect(conn.dialect)
+    now = b.ts(rows.utc_now())
+    todo: list[tuple[bool, tuple[Any, ...], tuple[Any, ...]]] = []  # (keep, params, event)
+    for item in items:
+        rows.require_aware(item.next_attempt_at, "next_attempt_at")
+        keep = item.remote_host is _KEEP
+        head = (item.status.value, item.attempt, item.reply, b.ts(item.next_attempt_at), now)
+        tail = (item.recipient_id, owner)
+        event = (EventType(item.status.value).value, item.attempt, item.reply,
+                 b.json(dict(item.data or {})))
+        todo.append((keep, head + tail if keep else (*head, item.remote_host, *tail), event))
+    updated: list[int] = []
+    events: list[tuple[Any, ...]] = []
+
+    def returned(found: list[tuple[Any, ...]], event: tuple[Any, ...]) -> None:
+        for rid, message_id, address, remote_host in found:  # zero rows or one
+            kind, attempt, reply, data = event
+            updated.append(rid)
+            events.append((kind, message_id, address, now, attempt, remote_host, reply, data))
+
+    with fastsql.cursor(conn) as cur:
+        if b.sqlite:  # one execute each: sqlite3 cannot executemany a RETURNING statement
+            for keep, values, event in todo:
+                cur.execute(_UPDATE_KEEP_HOST if keep else _UPDATE_SET_HOST, values)
+                returned(cur.fetchall(), event)
+        else:  # consecutive items of one form go in one pipelined executemany
+            for keep, group in itertools.groupby(todo, key=lambda t: t[0]):
+                run = list(group)
+                sql = b.q(_UPDATE_KEEP_HOST if keep else _UPDATE_SET_HOST)
+                cur.executemany(sql, [values for _, values, _ in run], returning=True)
+                for _, _, event in run:  # one result set per parameter set, in order
+                    returned(cur.fetchall(), event)
+                    cur.nextset()
+        if events:
+            b.insert(cur, INSERT_EVENT, events)
+    return set(updated)
 
 
 def release_leases(db: Database, owner: str) -> int:

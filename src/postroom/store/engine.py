@@ -1,7 +1,8 @@
 """Engines and transactions: the dialect-specific plumbing, kept out of every query module.
 
-`Database.read()` and `Database.write()` are the only ways the store touches a connection.
-Both translate driver errors into `store.errors`. On SQLite, `write()` starts the transaction
+`Database.read()` and `Database.write()` are the only ways the store touches a connection,
+besides `KeptConnection` (the group-commit writer's own). All translate driver errors into
+`store.errors`. On SQLite, `write()` starts the transaction
 with `BEGIN IMMEDIATE`: the write lock is taken up front, so two processes sharing the file
 queue on `busy_timeout` instead of failing with SQLITE_BUSY when a read transaction tries to
 upgrade to a write one (which SQLite cannot wait for). Reads use a plain deferred `BEGIN`,
@@ -10,8 +11,9 @@ which in WAL mode never blocks on writers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +22,12 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from postroom.store.errors import translated
+from postroom.store.fastsql import driver_errors
 
 BUSY_TIMEOUT_MS = 30_000
+#: A kept PostgreSQL connection idle longer than this is pinged before use (as pool_pre_ping
+#: would): the server may have been restarted or the connection cut meanwhile.
+PING_AFTER_IDLE_S = 1.0
 _WRITE = "postroom_write"
 
 #: PRAGMAs run on every new SQLite connection. busy_timeout comes first so that switching to
@@ -126,3 +132,74 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+class KeptConnection:
+    """One DBAPI connection kept by one thread across transactions (the group-commit writer).
+
+    Why: a pool checkout per commit (with a ping on PostgreSQL) and SQLAlchemy's transaction
+    bookkeeping cost more CPU than the commit itself. The connection is dropped, and a new one
+    taken at the next transaction, when a transaction fails for any reason but the data (a
+    duplicate key, a value that does not fit), and when the engine was disposed meanwhile
+    (so new connect-time settings apply). Not thread-safe: one owner thread only.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._proxy: Any = None
+        self._pool: Any = None
+        self._last_used = 0.0
+
+    @contextmanager
+    def transaction(self) -> Iterator[Any]:
+        """A driver cursor in a write transaction, committed on normal exit."""
+        dialect = self._db.engine.dialect
+        with translated(), driver_errors(dialect):
+            conn = self._connection()
+            cur = conn.cursor()
+            try:
+                if self._db.is_sqlite:
+                    cur.execute("BEGIN IMMEDIATE")
+                yield cur
+                conn.commit()
+            except BaseException as exc:
+                self._failed(conn, exc)
+                raise
+            finally:
+                self._last_used = time.monotonic()
+                with suppress(Exception):
+                    cur.close()
+
+    def close(self, *, invalidate: bool = False) -> None:
+        """Hand the connection back to the pool (which rolls back anything open), or with
+        `invalidate` discard it (it is broken or in doubt)."""
+        proxy, self._proxy = self._proxy, None
+        if proxy is not None:
+            with suppress(Exception):
+                proxy.invalidate() if invalidate else proxy.close()
+
+    def _connection(self) -> Any:
+        pool = self._db.engine.pool
+        if self._proxy is not None and self._pool is not pool:
+            self.close(invalidate=True)  # the engine was disposed: reconnect anew
+        if (self._proxy is not None and not self._db.is_sqlite
+                and time.monotonic() - self._last_used > PING_AFTER_IDLE_S):
+            try:
+                self._proxy.driver_connection.execute("SELECT 1")
+                self._proxy.driver_connection.rollback()
+            except Exception:
+                self.close(invalidate=True)
+        if self._proxy is None:
+            self._proxy = self._db.engine.raw_connection()
+            self._pool = pool
+        return self._proxy.driver_connection
+
+    def _failed(self, conn: Any, exc: BaseException) -> None:
+        dbapi = self._db.engine.dialect.loaded_dbapi
+        data_fault = isinstance(exc, ValueError | TypeError | dbapi.IntegrityError | dbapi.DataError)
+        try:
+            conn.rollback()
+        except Exception:
+            data_fault = False
+        if not data_fault:
+            self.close(invalidate=True)

@@ -10,35 +10,21 @@ built only for the recipients whose outcome was actually recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from postroom.model.records import MessageRecord, NewMessage, RecipientStatus
-from postroom.store import rows
+from postroom.model.records import MessageRecord, NewMessage
+from postroom.store import fastsql, rows
 from postroom.store.accounts import suppression_insert
-from postroom.store.commit import _Unit, validate, write_messages
-from postroom.store.delivery import _KEEP, finish_in
+from postroom.store.delivery import Finish, finish_many
 from postroom.store.engine import Database
+from postroom.store.queue_rows import Unit, validate, write_messages
 from postroom.store.reads import _MESSAGE_COLUMNS
 from postroom.store.schema import message_chunks, messages
 
 __all__ = ["Finish", "FollowUps", "load_for_delivery", "record_outcomes"]
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """The outcome of one attempt for one recipient (see `Store.mark_*` for the meanings)."""
-
-    recipient_id: int
-    status: RecipientStatus
-    reply: str | None
-    attempt: int
-    remote_host: str | None = _KEEP
-    next_attempt_at: Any = None
-    data: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,23 +49,17 @@ def record_outcomes(
     """
     if not items:
         return set()
-    done: set[int] = set()
     with db.write() as conn:
-        for item in items:
-            if finish_in(
-                conn, item.recipient_id, owner, status=item.status, reply=item.reply,
-                attempt=item.attempt, remote_host=item.remote_host,
-                next_attempt_at=item.next_attempt_at, data=item.data,
-            ):
-                done.add(item.recipient_id)
+        done = finish_many(conn, owner, items)
         if follow_ups is not None and done:
             extra = follow_ups(done)
             for account_id, address, reason in extra.suppressions:
                 conn.execute(suppression_insert(db, account_id, address, reason))
             if extra.messages:
                 validate(extra.messages)
-                unit = _Unit(extra.messages, accepted_at=rows.utc_now(), done=lambda _: None)
-                write_messages(db, conn, [unit])
+                unit = Unit(extra.messages, accepted_at=rows.utc_now(), done=lambda _: None)
+                with fastsql.cursor(conn) as cur:
+                    write_messages(fastsql.for_dialect(conn.dialect), cur, [unit])
     return done
 
 
