@@ -28,9 +28,21 @@ __all__ = ["SignerCache", "received_field", "render_copy"]
 _PROTOCOLS = {"smtp": "ESMTP", "api": "HTTP", "http": "HTTP", "dsn": "local"}
 
 
+_date_cache: tuple[int, str] = (0, "")
+
+
+def _date_now() -> str:
+    """The current RFC 5322 date, formatted once per second (not once per copy)."""
+    global _date_cache
+    second = int(time.time())
+    if _date_cache[0] != second:
+        _date_cache = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
+    return _date_cache[1]
+
+
 def received_field(message: MessageRecord, hostname: str, now: datetime | None = None) -> bytes:
     """RFC 5321 §4.4 trace field for our hop (folded, CRLF-terminated)."""
-    when = format_datetime(now or datetime.now(UTC))
+    when = format_datetime(now) if now is not None else _date_now()
     source = f"from [{message.client_ip}]\r\n\t" if message.client_ip else ""
     protocol = _PROTOCOLS.get(message.source, message.source.upper() or "local")
     return (

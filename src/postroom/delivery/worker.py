@@ -81,10 +81,15 @@ class BatchDelivery:
         for c in claims:
             if c.recipient_id not in done:
                 by_domain[c.domain].append(c)
-        await asyncio.gather(*(self._domain(owner, d, cs, loaded) for d, cs in by_domain.items()))
+        per_domain = await asyncio.gather(
+            *(self._domain(owner, d, cs, loaded) for d, cs in by_domain.items()))
+        total = sum(per_domain, Counter(f.status.value for _, f in early))
+        log.info("batch of %d recipients over %d domains: %s", len(claims), len(by_domain),
+                 ", ".join(f"{n} {status}" for status, n in sorted(total.items())) or "nothing")
 
     # --- one domain --------------------------------------------------------------------------
-    async def _domain(self, owner: str, domain: str, claims: list[Claim], loaded: Loaded) -> None:
+    async def _domain(self, owner: str, domain: str, claims: list[Claim], loaded: Loaded
+                      ) -> Counter[str]:
         results: list[Result] = []
         try:
             async with asyncio.timeout(self.deadline):
@@ -107,8 +112,13 @@ class BatchDelivery:
         sups = {r.claim.recipient_id: s for r in results if (s := outcomes.suppression(r))}
         await self._record(owner, finished, sups, loaded, remote)
         counts = Counter(f.status.value for _, f in finished)
-        log.info("%s: %s", domain or "(no domain)",
-                 ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        # Plain success is routine (at 1,000 messages a second a line per domain and batch
+        # costs real time; the batch has a summary line); anything else is worth a line.
+        level = logging.DEBUG if set(counts) == {"delivered"} else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, "%s: %s", domain or "(no domain)",
+                    ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+        return counts
 
     async def _jobs(self, claims: list[Claim], loaded: Loaded, failed: list[Result]
                     ) -> AsyncIterator[list[Job]]:

@@ -9,6 +9,7 @@ them to the `DeliveryError` tree.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 from collections import deque
@@ -104,6 +105,9 @@ class Connection:
         self._transport = transport
         self._protocol = protocol
         self.peer: tuple[str, int] | None = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        #: the socket for direct writes while the connection is plain TCP (-1: use the transport)
+        self._fd = sock.fileno() if sock is not None and self.peer is not None else -1
 
     @classmethod
     async def open(cls, host: str, port: int) -> Connection:
@@ -122,11 +126,35 @@ class Connection:
     async def read_reply(self) -> Reply:
         return await self._protocol.next_reply()
 
+    def reply_nowait(self) -> Reply | None:
+        """A reply that has already arrived, or None (then await `read_reply`)."""
+        replies = self._protocol.replies
+        return replies.popleft() if replies else None
+
+    def send_nowait(self, data: bytes) -> bytes:
+        """Write what the socket takes at once, without waiting; returns the rest (b"": all
+        sent), which the caller hands to `write`. Why: most writes complete at once, and
+        awaiting them under a timeout cost more than the send itself."""
+        if self._fd < 0 or self.closed or self._transport.get_write_buffer_size():
+            return data
+        try:
+            sent = os.write(self._fd, data)
+        except OSError:  # EAGAIN, or a failed socket: `write` lets the transport report it
+            return data
+        return data[sent:] if sent < len(data) else b""
+
     async def write(self, data: bytes, block_timeout: float) -> None:
         """Hand `data` to the transport in one write; wait while its buffer is over high water
         (TimeoutError when one block takes longer than `block_timeout`)."""
         if self.closed:
             raise EOFError("connection closed")
+        # Why os.write first: it releases the interpreter lock during the send; the
+        # transport's write holds it, and on loopback the kernel runs the receiver's side
+        # inside that send. The transport takes whatever the kernel did not (and reports
+        # failures).
+        data = self.send_nowait(data)
+        if not data:
+            return
         self._transport.write(data)
         await self._protocol.wait_writable(block_timeout)
 
@@ -134,6 +162,7 @@ class Connection:
         self, context: ssl.SSLContext, server_hostname: str | None, timeout: float
     ) -> None:
         loop = asyncio.get_running_loop()
+        self._fd = -1  # from now on every byte goes through TLS
         new = await loop.start_tls(
             self._transport,
             self._protocol,

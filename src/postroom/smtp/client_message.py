@@ -43,6 +43,9 @@ def has_8bit(data: bytes) -> bool:
 
 def normalise_crlf(data: bytes) -> bytes:
     """Every bare CR, bare LF or CRLF becomes CRLF: SMTP lines end in CRLF and nothing else."""
+    crlf = data.count(b"\r\n")
+    if data.count(b"\r") == crlf == data.count(b"\n"):  # the usual case: nothing to rewrite
+        return data
     return _NEWLINE.sub(b"\r\n", data)
 
 

@@ -49,6 +49,9 @@ class ClientSession:
         return await self.read(timeout, name)
 
     async def read(self, timeout: float, name: str) -> Reply:
+        reply = self._conn.reply_nowait()  # pipelined replies often arrive together
+        if reply is not None:
+            return reply
         return await io_step(self._conn.read_reply(), timeout, name)
 
     def _timeout(self, step: Step | None) -> float:
@@ -100,7 +103,9 @@ class ClientSession:
         while not tx.done:
             step = tx.expecting
             name = step.value if step is not None else "command"
-            if step is Step.DOT:
+            if out:
+                out = self._conn.send_nowait(out)  # usually all of it: no need to wait
+            if step is Step.DOT and out:
                 await io_step(self._conn.write(out, self.timeouts.data_block), None, "DATA block")
             elif out:
                 await io_step(self._conn.write(out, self._timeout(step)), None, name)
