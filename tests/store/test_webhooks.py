@@ -82,6 +82,27 @@ def test_notify_deliveries_get_an_account_secret(store: Store, account: Account)
     assert listed.kind == "notify" and listed.status is DeliveryStatus.PENDING
 
 
+def test_only_events_that_can_cause_a_delivery_are_read_in_full(store: Store,
+                                                                account: Account) -> None:
+    plain = [make_message(account.id) for _ in range(5)]
+    notified = make_message(account.id, options={"notify_url": "https://app.example/dlr"})
+    store.enqueue_many([*plain, notified])
+    store.append_event(EventType.DELIVERED, message_id=notified.id, recipient="rcpt@example.com")
+    windows: list[list[int]] = []
+
+    def spy(window):  # type: ignore[no-untyped-def]
+        windows.append([e.id for e in window.events])
+        return plan(window)
+
+    assert store.dispatch_events(spy) == 7  # every event passed the cursor ...
+    assert store.dispatch_events(spy) == 0
+    planned = {i for w in windows for i in w}
+    read = {e.message_id for e in store.list_events(limit=100) if e.id in planned}
+    assert read == {notified.id}  # ... but only the notify message's were read and planned
+    [job] = _claim(store)
+    assert job.url == "https://app.example/dlr"
+
+
 def test_cursor_moves_once_and_history_is_not_replayed(store: Store, account: Account) -> None:
     store.enqueue_many([make_message(account.id)])  # before the webhook: never sent
     _dispatch_all(store)

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, cast, func, or_, select, update
 
 from postroom.model.ids import new_id
 from postroom.model.records import Event, MessageRecord
@@ -98,24 +98,27 @@ def dispatch(db: Database, plan: Planner, *, limit: int, give_up_after: float) -
     (0 also when another dispatcher moved the cursor first: just call again)."""
     position, gaps, version = _cursor(db)
     with db.read() as conn:
-        fresh = [rows.event(r._mapping) for r in conn.execute(
-            select(events).where(events.c.id > position).order_by(events.c.id).limit(limit))]
-        late = [rows.event(r._mapping) for r in _in_chunks(
-            conn, lambda ids: select(events).where(events.c.id.in_(ids)),
-            [int(g[0]) for g in gaps])]
-        seen = sorted(fresh + late, key=lambda e: e.id)
+        window = conn.execute(select(events.c.id, events.c.message_id).where(
+            events.c.id > position).order_by(events.c.id).limit(limit)).all()
+        window += _in_chunks(conn, lambda ids: select(events.c.id, events.c.message_id)
+                             .where(events.c.id.in_(ids)), [int(g[0]) for g in gaps])
+        wanted = _worth_reading(conn, window)
+        seen = sorted((rows.event(r._mapping) for r in _in_chunks(
+            conn, lambda ids: select(events).where(events.c.id.in_(ids)), wanted)),
+            key=lambda e: e.id)
         ids = sorted({e.message_id for e in seen if e.message_id})
         found = {r.id: rows.message(r._mapping, ()) for r in _in_chunks(
             conn, lambda part: select(*_MESSAGE_COLUMNS).where(messages.c.id.in_(part)), ids)}
         accounts = {m.account_id for m in found.values()}
         accounts |= {str(e.data["account_id"]) for e in seen if e.data.get("account_id")}
         hooks = webhooks_of(conn, accounts)
-    if not seen and not gaps:
+    if not window and not gaps:
         return 0
     planned = list(plan(Window(seen, found, hooks))) if seen else []
-    top = fresh[-1].id if fresh else position
+    fresh_ids = [r.id for r in window if r.id > position]
+    top = max(fresh_ids) if fresh_ids else position
     now_s = time.time()
-    done = {e.id for e in seen}
+    done = {r.id for r in window}
     kept = [g for g in gaps if int(g[0]) not in done and now_s - g[1] < GAP_GRACE_SECONDS]
     kept += [[i, now_s] for i in range(position + 1, top + 1) if i not in done]
     kept = kept[-MAX_GAPS:]
@@ -131,7 +134,24 @@ def dispatch(db: Database, plan: Planner, *, limit: int, give_up_after: float) -
         if planned:
             conn.execute(webhook_deliveries.insert(), [_delivery_row(d, now, give_up_after)
                                                       for d in planned])
-    return len(seen)
+    return len(window)
+
+
+def _worth_reading(conn: Any, window: Sequence[Any]) -> list[int]:
+    """The ids of the events in `window` that may cause a delivery: those of accounts with a
+    live webhook, of messages with options (a notify or tracking URL lives there) and those
+    without a message. Why: most mail has neither, and reading and planning every event in
+    full cost the webhook process a third of a core at 1,000 messages a second."""
+    message_ids = sorted({r.message_id for r in window if r.message_id})
+    plain = cast(messages.c.options, String) == "{}"
+    brief = {r.id: (r.account_id, bool(r.plain)) for r in _in_chunks(
+        conn, lambda part: select(messages.c.id, messages.c.account_id, plain.label("plain"))
+        .where(messages.c.id.in_(part)), message_ids)}
+    hooked = {a for a, found in webhooks_of(conn, {a for a, _ in brief.values()}).items()
+              if found}
+    return [r.id for r in window
+            if not r.message_id or r.message_id not in brief
+            or not brief[r.message_id][1] or brief[r.message_id][0] in hooked]
 
 
 def _delivery_row(d: NewDelivery, now: datetime, give_up_after: float) -> dict[str, Any]:
