@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import multiprocessing
 import signal
@@ -18,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from postroom.config.heap import settle_heap
 from postroom.config.settings import Settings
 from postroom.inbound.handler import IngressHandler
 from postroom.inbound.service import InboundService
@@ -28,7 +28,6 @@ from postroom.submission.throttle import AuthThrottle
 
 log = logging.getLogger("postroom")
 SHUTDOWN_GRACE_SECONDS = 10.0
-GC_THRESHOLD_0 = 10_000  # allocations between young collections (CPython's default: 700)
 
 
 def split_hostport(value: str, default_port: int = 25) -> tuple[str, int]:
@@ -71,20 +70,6 @@ def use_fast_event_loop() -> None:
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def settle_heap() -> None:
-    """Once start-up is done: move every object alive now out of the collector's sight.
-
-    Why: the long-lived heap (SQLAlchemy, pydantic, FastAPI, the email package) is large, and
-    every full collection walked it, stalling the event loop for 66–91 ms (all sessions' replies
-    wait). Frozen objects are never scanned again; a full collection then walks only what was
-    made since. The young generation is collected less often too: most per-message garbage is
-    freed by reference counting before a collection would find it.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_THRESHOLD_0, 20, 20)
 
 
 def configure_logging() -> None:
@@ -228,8 +213,9 @@ async def _start_extras(settings: Settings, store: Any, service: SubmissionServi
 
     host, port = split_hostport(settings.http.listen, 8025)
     config = uvicorn.Config(
-        create_app(settings, store, suppression_added=service.suppressions.add_local,
-                   suppression_removed=service.suppressions.remove_local), host=host, port=port, log_level="warning",
+        # one in-memory suppression view serves both doors: API changes reach SMTP at once
+        create_app(settings, store, suppression_cache=service.suppressions),
+        host=host, port=port, log_level="warning",
         lifespan="off", access_log=False,
     )
     server = uvicorn.Server(config)

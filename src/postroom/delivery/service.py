@@ -25,6 +25,7 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from postroom.config.heap import settle_heap
 from postroom.config.settings import Settings
 from postroom.delivery import verp
 from postroom.delivery.attempt import DomainDelivery
@@ -242,6 +243,7 @@ def _child(dumped: dict[str, Any], parent: int) -> None:
             watchdog.cancel()
 
     try:
+        settle_heap()  # start-up is done: see config/heap.py
         with asyncio.Runner(loop_factory=_loop_factory()) as runner, \
                 contextlib.suppress(asyncio.CancelledError):
             runner.run(main())

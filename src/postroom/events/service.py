@@ -23,6 +23,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from postroom.config.heap import settle_heap
 from postroom.config.settings import Settings, WebhookSettings
 from postroom.events.planner import plan
 from postroom.events.sender import Sender
@@ -177,6 +178,7 @@ def _child(dumped: dict[str, Any], parent: int) -> None:
             watchdog.cancel()
 
     try:
+        settle_heap()  # start-up is done: see config/heap.py
         with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
             runner.run(main())
     finally:
