@@ -222,7 +222,7 @@ def _child(dumped: dict[str, Any], parent: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
                         "%(process)d: %(message)s")
     settings = Settings(**dumped)
-    store = Store(settings.storage_url)
+    store = Store(settings.storage_url, relaxed=True)  # see engine.make_engine
 
     async def main() -> None:
         task = asyncio.current_task()

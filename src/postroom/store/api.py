@@ -35,8 +35,10 @@ from postroom.store.webhook_methods import WebhookStoreMixin
 class Store(HttpStoreMixin, WebhookStoreMixin):
     """The durable queue and everything else Postroom keeps (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str) -> None:
-        self._db = Database(url)
+    def __init__(self, url: str, *, relaxed: bool = False) -> None:
+        """`relaxed`: commits without fsync on SQLite (see `engine.make_engine`); for the
+        delivery process only, never for a process that accepts mail."""
+        self._db = Database(url, relaxed=relaxed)
         #: The group-commit writer; `writer.commits` counts its transactions.
         self.writer = GroupCommitWriter(self._db)
 
