@@ -37,7 +37,7 @@ class Store(HttpStoreMixin, WebhookStoreMixin):
 
     def __init__(self, url: str, *, relaxed: bool = False) -> None:
         """`relaxed`: commits without fsync on SQLite (see `engine.make_engine`); for the
-        delivery process only, never for a process that accepts mail."""
+        delivery and webhook processes, never for a process that accepts mail."""
         self._db = Database(url, relaxed=relaxed)
         #: The group-commit writer; `writer.commits` counts its transactions.
         self.writer = GroupCommitWriter(self._db)

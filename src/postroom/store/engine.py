@@ -81,9 +81,9 @@ def make_engine(url: str | URL, *, relaxed: bool = False) -> Engine:
 
     `relaxed` (SQLite only): commits are not fsync'd (WAL with synchronous=NORMAL; they survive
     a crash of the process, not of the machine, until the next fsync'd commit or checkpoint).
-    For the delivery process, whose writes (leases, outcomes) only ever cause a repeat
-    delivery if lost, never the loss of accepted mail; it then holds SQLite's one write lock,
-    which the ingress needs, for far less time per transaction.
+    For the delivery and webhook processes, whose writes (leases, outcomes, the event cursor,
+    attempts) only ever cause a repeated delivery or POST if lost, never the loss of accepted
+    mail; they then hold SQLite's one write lock, which the ingress needs, far shorter.
     """
     sa_url = normalize_url(url)
     if sa_url.get_backend_name() == "sqlite":
