@@ -306,6 +306,11 @@ def test_silent_server_times_out_and_rude_servers_are_refused() -> None:
         writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
         await reader.read()
 
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for byte in b"220 a greeting that never ends" * 10:  # a byte every 50 ms, no CRLF
+            writer.write(bytes([byte]))
+            await asyncio.sleep(0.05)
+
     t = ClientTimeouts(connect=1, greeting=0.3, ehlo=1, quit=0.3)
 
     async def attempt(port: int) -> None:
@@ -320,6 +325,9 @@ def test_silent_server_times_out_and_rude_servers_are_refused() -> None:
 
     async def go() -> None:
         await expect(silent, SmtpTimeout, "greeting")
+        started = asyncio.get_running_loop().time()
+        await expect(trickle, SmtpTimeout, "greeting")  # one deadline for the whole reply
+        assert asyncio.get_running_loop().time() - started < 1.5
         await expect(refuse, SessionRefused, "554 5.7.1")
         await expect(hang_up, ConnectionLost, "EHLO")
         await expect(garbage, ProtocolFailure, "protocol error")

@@ -123,11 +123,17 @@ class SendOptions:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SendOptions:
         """The inverse of `to_json()`. Keys this version does not know are ignored."""
+        if not data and cls is SendOptions:  # most mail has no options: one shared value
+            return NO_OPTIONS
         known = {f.name for f in fields(cls)}
         return cls(**{
             name: _DECODE.get(name, _same)(value)
             for name, value in data.items() if name in known and value is not None
         })
+
+
+#: `SendOptions()`, shared (it is frozen): what a message without control headers carries.
+NO_OPTIONS = SendOptions()
 
 
 def _encode(value: Any) -> Any:

@@ -89,6 +89,8 @@ class AuthenticationFailed(SessionRefused):
 async def io_step(aw: Awaitable[T], timeout: float | None, command: str) -> T:
     """Run one network step under `timeout`, mapping every failure to a DeliveryError."""
     try:
+        if timeout is None:  # bounded elsewhere (e.g. `Connection.read_reply(timeout)`)
+            return await aw
         async with asyncio.timeout(timeout):
             return await aw
     except TimeoutError:

@@ -52,7 +52,7 @@ class ClientSession:
         reply = self._conn.reply_nowait()  # pipelined replies often arrive together
         if reply is not None:
             return reply
-        return await io_step(self._conn.read_reply(), timeout, name)
+        return await io_step(self._conn.read_reply(timeout), None, name)
 
     def _timeout(self, step: Step | None) -> float:
         t = self.timeouts
