@@ -13,7 +13,6 @@ kernel's peak) is reported too.
 from __future__ import annotations
 
 import argparse
-import os
 import smtplib
 import sqlite3
 import subprocess
@@ -22,31 +21,8 @@ import time
 from email.message import EmailMessage
 from pathlib import Path
 
-
-def tree(pid: int) -> list[int]:
-    parent_of: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parent_of[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = [pid], [pid]
-    while frontier:
-        frontier = [c for c, p in parent_of.items() if p in frontier]
-        found += frontier
-    return found
-
-
-def kb(pid: int, key: str) -> int:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from postroom_server import descendants, status_kb
 
 
 def main() -> int:
@@ -67,7 +43,7 @@ def main() -> int:
     msg["Subject"] = f"fan-out to {a.recipients} recipients"
     msg.set_content(("x" * 75 + "\n") * 26)  # ~2 KB
 
-    rss_before = sum(kb(p, "VmRSS") for p in tree(a.pid))
+    rss_before = sum(status_kb(p, "VmRSS") for p in descendants(a.pid))
     t0 = time.time()
     with smtplib.SMTP("127.0.0.1", a.port, timeout=120) as s:
         refused = s.send_message(msg, from_addr="a@example.com", to_addrs=rcpts)
@@ -81,7 +57,7 @@ def main() -> int:
     last_poll = 0.0
     deadline = t0 + a.timeout
     while time.time() < deadline:
-        peak_rss = max(peak_rss, sum(kb(p, "VmRSS") for p in tree(a.pid)))
+        peak_rss = max(peak_rss, sum(status_kb(p, "VmRSS") for p in descendants(a.pid)))
         if time.time() - last_poll >= 0.2:
             last_poll = time.time()
             delivered = db.execute("select count(*) from recipients where status = 'delivered'").fetchone()[0]
@@ -89,7 +65,7 @@ def main() -> int:
                 break
         time.sleep(0.05)
     t_done = time.time() - t0
-    hwm = sum(kb(p, "VmHWM") for p in tree(a.pid))
+    hwm = sum(status_kb(p, "VmHWM") for p in descendants(a.pid))
     statuses = dict(db.execute("select status, count(*) from recipients group by status").fetchall())
     ok = delivered >= a.recipients
     foreign = "-"

@@ -16,16 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import secrets
-import signal
 import socket
 import threading
 from datetime import UTC, datetime
 from typing import Any
 
-from postroom.config.heap import settle_heap
 from postroom.config.settings import Settings
 from postroom.delivery import verp
 from postroom.delivery.attempt import DomainDelivery
@@ -36,6 +33,7 @@ from postroom.delivery.routing import Router
 from postroom.delivery.signing import SignerCache
 from postroom.delivery.worker import BatchDelivery
 from postroom.smtp.client import ClientTimeouts
+from postroom.store.child_process import run_child, supervise
 
 log = logging.getLogger("postroom.delivery")
 
@@ -195,60 +193,15 @@ async def run_in_own_process(settings: Settings) -> None:
     Why a process: in the ingress process, delivery and SMTP intake competed for the
     interpreter lock, and intake fell to a fraction of its rate while mail was being sent; the
     store is the only thing the two share."""
-    ctx = multiprocessing.get_context("spawn")
-    dumped = settings.model_dump(mode="json")
-    grace = settings.delivery.shutdown_grace_seconds + 3.0
-    while True:
-        child = ctx.Process(target=_child, args=(dumped, os.getpid()),
-                            name="postroom-delivery", daemon=True)
-        child.start()
-        try:
-            while child.is_alive():
-                await asyncio.sleep(0.5)
-        except asyncio.CancelledError:
-            child.terminate()
-            await asyncio.to_thread(child.join, grace)
-            if child.is_alive():
-                child.kill()
-            raise
-        log.error("delivery process ended (exit code %s); starting it again", child.exitcode)
-        await asyncio.sleep(1.0)
+    await supervise(_child, settings, name="postroom-delivery",
+                    grace=settings.delivery.shutdown_grace_seconds + 3.0, log=log)
 
 
 def _child(dumped: dict[str, Any], parent: int) -> None:
-    """The delivery process: its own store connections; stops on SIGTERM or when orphaned."""
-    from postroom.store.api import Store
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                        "%(process)d: %(message)s")
-    settings = Settings(**dumped)
-    store = Store(settings.storage_url, relaxed=True)  # see engine.make_engine
-
-    async def main() -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
-
-        async def orphaned() -> None:
-            while os.getppid() == parent:
-                await asyncio.sleep(1.0)
-            task.cancel()
-
-        watchdog = asyncio.create_task(orphaned())
-        try:
-            await DeliveryService(settings, store).run()
-        finally:
-            watchdog.cancel()
-
-    try:
-        settle_heap()  # start-up is done: see config/heap.py
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner, \
-                contextlib.suppress(asyncio.CancelledError):
-            runner.run(main())
-    finally:
-        store.close()
+    """The delivery process (store/child_process.py): SIGTERM cancels the run, which is
+    DeliveryService's graceful stop."""
+    run_child(dumped, parent, lambda settings, store: (DeliveryService(settings, store).run(),
+                                                       None), _loop_factory())
 
 
 def _loop_factory() -> Any:

@@ -13,20 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
 import os
 import secrets
-import signal
 import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from postroom.config.heap import settle_heap
 from postroom.config.settings import Settings, WebhookSettings
 from postroom.events.planner import plan
 from postroom.events.sender import Sender
+from postroom.store.child_process import run_child, supervise
 
 log = logging.getLogger("postroom.events")
 #: In-flight POSTs get this long on stop (`postroom serve` exits 10 s after SIGTERM); a POST cut
@@ -130,56 +128,16 @@ async def run_in_own_process(settings: Settings) -> None:
     Why a process: planning and signing thousands of events is Python work; in a process of
     its own it never competes with mail delivery for the interpreter lock, and a receiver that
     misbehaves can at worst take that process down, never the mail server."""
-    ctx = multiprocessing.get_context("spawn")
-    dumped = settings.model_dump(mode="json")
-    while True:
-        child = ctx.Process(target=_child, args=(dumped, os.getpid()), name="postroom-webhooks",
-                            daemon=True)
-        child.start()
-        try:
-            while child.is_alive():
-                await asyncio.sleep(0.5)
-        except asyncio.CancelledError:
-            child.terminate()
-            await asyncio.to_thread(child.join, STOP_GRACE_SECONDS + 3)
-            if child.is_alive():
-                child.kill()
-            raise
-        log.error("webhooks: the webhook process ended (exit code %s); starting it again",
-                  child.exitcode)
-        await asyncio.sleep(1.0)
+    await supervise(_child, settings, name="postroom-webhooks", grace=STOP_GRACE_SECONDS + 3,
+                    log=log)
 
 
 def _child(dumped: dict[str, Any], parent: int) -> None:
-    """The webhook process: its own store connections, stops on SIGTERM or when the parent
-    is gone (an orphan must not go on sending)."""
-    from postroom.store.api import Store
+    """The webhook process (store/child_process.py): SIGTERM or orphaned → `service.stop()`,
+    which lets the POSTs in flight finish."""
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                        "%(process)d: %(message)s")
-    settings = Settings(**dumped)
-    store = Store(settings.storage_url, relaxed=True)  # losing a write only repeats a POST
-
-    async def main() -> None:
+    def serve(settings: Settings, store: Any) -> tuple[Any, Any]:
         service = WebhookService(store, settings.webhooks)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, service.stop)
+        return service.run(), service.stop
 
-        async def orphaned() -> None:
-            while os.getppid() == parent:
-                await asyncio.sleep(1.0)
-            service.stop()
-
-        watchdog = asyncio.create_task(orphaned())
-        try:
-            await service.run()
-        finally:
-            watchdog.cancel()
-
-    try:
-        settle_heap()  # start-up is done: see config/heap.py
-        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-            runner.run(main())
-    finally:
-        store.close()
+    run_child(dumped, parent, serve, asyncio.SelectorEventLoop)
