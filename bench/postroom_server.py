@@ -28,6 +28,8 @@ class PostroomServer:
     http_port: int = 12611
     processes: int = 1
     max_message_size: int | None = None
+    #: deliver everything to this host:port (delivery on, TLS off) instead of delivery off
+    deliver_to: str | None = None
     ready_timeout: float = 30.0
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -54,7 +56,8 @@ class PostroomServer:
             'listen_implicit_tls = ""\nlisten_starttls = ""\n'
             f"processes = {self.processes}\n{size}\n"
             f'[http]\nlisten = "127.0.0.1:{self.http_port}"\n\n'
-            "[delivery]\nenabled = false\n"
+            + ("[delivery]\nenabled = false\n" if self.deliver_to is None else
+               f'[delivery]\nenabled = true\nroutes = {{ "*" = "{self.deliver_to}" }}\ntls = "off"\n')
         )
         subprocess.run(
             [str(POSTROOM), "accounts", "create", "bench", "--sender-domain", "example.com",

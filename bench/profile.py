@@ -19,11 +19,13 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from postroom_server import CLK_TCK, ROOT, PostroomServer, descendants
 
@@ -67,6 +69,25 @@ def proc_stat() -> list[int]:
     return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
 
 
+def run_lanes(args: argparse.Namespace, port: int) -> tuple[int, SimpleNamespace]:
+    """SESSIONS smtp-source processes at once (-s 1), lane i sending to domain d<i>: the e2e load.
+
+    Returns the worst exit status and the lanes' summed user and system time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    per, extra = divmod(args.count, args.sessions)
+    lanes = [subprocess.Popen(
+        ["smtp-source", *(["-d"] if args.reuse else []), "-s", "1", "-m", str(per + (i < extra)),
+         "-l", str(args.size), "-f", "a@example.com", "-t", f"rcpt@d{i:02d}.example.org",
+         f"127.0.0.1:{port}"], stdout=subprocess.DEVNULL) for i in range(args.sessions)]
+    worst = 0
+    for lane in lanes:
+        _, status, _ = os.wait4(lane.pid, 0)
+        worst = worst or status
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return worst, SimpleNamespace(ru_utime=after.ru_utime - before.ru_utime,
+                                  ru_stime=after.ru_stime - before.ru_stime)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", "-s", type=int, default=50)
@@ -78,11 +99,19 @@ def main() -> int:
     ap.add_argument("--py-spy", type=Path, help="also record a py-spy profile (raw) into this file")
     ap.add_argument("--gil", action="store_true", help="py-spy: only samples that hold the GIL")
     ap.add_argument("--time-limit", type=float, default=300.0)
+    ap.add_argument("--e2e", action="store_true",
+                    help="delivery on, routed to smtp-sink; SESSIONS lanes of smtp-source -s 1, one domain"
+                         " each; timed until the sink has every message")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="postroom-profile-", dir="/var/tmp") as tmp:
+        sink_port = args.port + 2
+        sink = subprocess.Popen(["smtp-sink", "-u", "nobody", "-M", str(args.count), "-c",
+                                 f"127.0.0.1:{sink_port}", "1000"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.e2e else None
         server = PostroomServer(Path(tmp), port=args.port, http_port=args.port + 1,
-                                processes=args.processes)
+                                processes=args.processes,
+                                deliver_to=f"127.0.0.1:{sink_port}" if args.e2e else None)
         server.start()
         spy: subprocess.Popen[bytes] | None = None
         try:
@@ -98,8 +127,12 @@ def main() -> int:
                    "-m", str(args.count), "-l", str(args.size), "-f", "a@example.com",
                    "-t", "b@example.org", f"127.0.0.1:{server.port}"]
             before_threads, before_stat, t0 = threads(pids), proc_stat(), time.monotonic()
-            src = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
-            _, status, usage = os.wait4(src.pid, 0)
+            if sink is None:
+                src = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
+                _, status, usage = os.wait4(src.pid, 0)
+            else:
+                status, usage = run_lanes(args, server.port)
+                sink.wait(timeout=args.time_limit)
             elapsed = time.monotonic() - t0
             after_threads, after_stat = threads(pids), proc_stat()
             stored = server.stored_messages()
@@ -113,9 +146,14 @@ def main() -> int:
                 spy.kill()
                 spy.wait(timeout=10)
             server.stop()
+            if sink is not None and sink.poll() is None:
+                sink.kill()
+                sink.wait()
 
     n = args.count
     mode = "reuse (-d)" if args.reuse else "new connection per message"
+    if args.e2e:
+        mode += ", END TO END (delivery on, timed until smtp-sink has all)"
     print(f"processes={args.processes}; smtp-source {args.sessions} sessions, {mode}, {n} x {args.size} B;"
           f" py-spy {'ON (rate not a benchmark figure)' if args.py_spy else 'off'}")
     print(f"rate: {n / elapsed:,.0f} msgs/s ({elapsed:.2f} s); smtp-source exit {os.waitstatus_to_exitcode(status)};"

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 
 from postroom.store.errors import translated
 from postroom.store.fastsql import driver_errors
+from postroom.store.write_lock import WriteLock
 
 BUSY_TIMEOUT_MS = 30_000
 #: A kept PostgreSQL connection idle longer than this is pinged before use (as pool_pre_ping
@@ -114,6 +115,13 @@ class Database:
     def __init__(self, url: str | URL, *, relaxed: bool = False) -> None:
         self.engine = make_engine(url, relaxed=relaxed)
         self.dialect: str = self.engine.dialect.name
+        #: SQLite: every write transaction of every Postroom process queues here first
+        self.write_lock = (WriteLock(Path(f"{self.engine.url.database}-writer.lock"))
+                           if self.is_sqlite else None)
+
+    def writing(self) -> AbstractContextManager[None]:
+        """Hold the store's write lock (SQLite; nothing on PostgreSQL) around a transaction."""
+        return self.write_lock.held() if self.write_lock is not None else nullcontext()
 
     @property
     def is_sqlite(self) -> bool:
@@ -128,7 +136,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed on normal exit (BEGIN IMMEDIATE on SQLite)."""
-        with translated(), self.engine.connect() as conn:
+        with self.writing(), translated(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.execution_options(**{_WRITE: True})
             with conn.begin():
@@ -142,6 +150,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self.write_lock is not None:
+            self.write_lock.close()
 
 
 class KeptConnection:
@@ -164,7 +174,7 @@ class KeptConnection:
     def transaction(self) -> Iterator[Any]:
         """A driver cursor in a write transaction, committed on normal exit."""
         dialect = self._db.engine.dialect
-        with translated(), driver_errors(dialect):
+        with self._db.writing(), translated(), driver_errors(dialect):
             conn = self._connection()
             cur = conn.cursor()
             try:

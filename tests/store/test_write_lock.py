@@ -1,0 +1,109 @@
+"""The SQLite write lock: exclusive across processes and threads, re-entrant within a thread."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from postroom.store.engine import Database
+from postroom.store.write_lock import WriteLock
+
+_HOLD = """
+import sys, time
+from pathlib import Path
+from postroom.store.write_lock import WriteLock
+lock = WriteLock(Path(sys.argv[1]))
+with lock.held():
+    print("held", flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_another_process_waits_until_release(tmp_path: Path) -> None:
+    path = tmp_path / "db-writer.lock"
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, str(path), "0.5"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        started = time.monotonic()
+        with WriteLock(path).held():
+            waited = time.monotonic() - started
+        assert holder.wait(timeout=10) == 0
+    finally:
+        holder.kill()
+    assert waited >= 0.3  # it could not enter while the other process held it
+
+
+def test_threads_exclude_each_other_and_nesting_does_not_deadlock(tmp_path: Path) -> None:
+    lock = WriteLock(tmp_path / "db-writer.lock")
+    inside = 0
+    most = 0
+    guard = threading.Lock()
+
+    def work() -> None:
+        nonlocal inside, most
+        for _ in range(50):
+            with lock.held(), lock.held():  # nested on one thread: re-entrant
+                with guard:
+                    inside += 1
+                    most = max(most, inside)
+                time.sleep(0.0005)
+                with guard:
+                    inside -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert most == 1
+    lock.close()
+
+
+def test_sqlite_database_writes_under_the_lock(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'q.db'}")
+    try:
+        assert db.write_lock is not None
+        assert db.write_lock.path == Path(f"{tmp_path / 'q.db'}-writer.lock")
+        held_elsewhere = threading.Event()
+        release = threading.Event()
+
+        def hold() -> None:
+            with db.write_lock.held():  # type: ignore[union-attr]
+                held_elsewhere.set()
+                release.wait(timeout=10)
+
+        t = threading.Thread(target=hold)
+        t.start()
+        assert held_elsewhere.wait(timeout=10)
+        done = threading.Event()
+
+        def write() -> None:
+            with db.write() as conn:
+                conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+            done.set()
+
+        w = threading.Thread(target=write)
+        w.start()
+        assert not done.wait(timeout=0.3)  # queued behind the holder, not writing
+        release.set()
+        assert done.wait(timeout=10)
+        t.join(timeout=10)
+        w.join(timeout=10)
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("url", ["postgresql://127.0.0.1:5432/test"])
+def test_postgresql_has_no_lock(url: str) -> None:
+    pytest.importorskip("psycopg")
+    db = Database(url)
+    try:
+        assert db.write_lock is None
+    finally:
+        db.dispose()
