@@ -119,7 +119,7 @@ def main() -> int:
             pids = descendants(server.pid)
             if args.py_spy:
                 spy = subprocess.Popen(
-                    [str(PY_SPY), "record", "--threads", "-p", str(server.pid), "-r", "100", "-f", "raw",
+                    [str(PY_SPY), "record", "--threads", "--subprocesses", "-p", str(server.pid), "-r", "100", "-f", "raw",
                      "-o", str(args.py_spy), "-d", str(int(args.time_limit)), *(["--gil"] if args.gil else [])],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(1.0)
