@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import resource
 import subprocess
 import sys
@@ -99,6 +100,7 @@ def main() -> int:
     ap.add_argument("--py-spy", type=Path, help="also record a py-spy profile (raw) into this file")
     ap.add_argument("--gil", action="store_true", help="py-spy: only samples that hold the GIL")
     ap.add_argument("--time-limit", type=float, default=300.0)
+    ap.add_argument("--keep-log", type=Path, help="copy the server's log here before cleaning up")
     ap.add_argument("--e2e", action="store_true",
                     help="delivery on, routed to smtp-sink; SESSIONS lanes of smtp-source -s 1, one domain"
                          " each; timed until the sink has every message")
@@ -146,6 +148,8 @@ def main() -> int:
                 spy.kill()
                 spy.wait(timeout=10)
             server.stop()
+            if args.keep_log:
+                shutil.copyfile(server.log, args.keep_log)
             if sink is not None and sink.poll() is None:
                 sink.kill()
                 sink.wait()

@@ -10,7 +10,7 @@ from sqlalchemy import func, or_, select
 
 from postroom.model.ids import new_id
 from postroom.model.records import Account, ApiKey, Suppression
-from postroom.store import rows
+from postroom.store import fastsql, rows
 from postroom.store.engine import Database
 from postroom.store.schema import account_usage, accounts, api_keys, suppressions
 
@@ -173,14 +173,13 @@ def suppressed_among(db: Database, account_id: str, addresses: Iterable[str]) ->
         return set()
     keys = list(by_lower)
     found: set[str] = set()
-    with db.read() as conn:
+    b = fastsql.for_dialect(db.engine.dialect)  # checked for every delivery batch: raw SQL
+    with db.read() as conn, fastsql.cursor(conn) as cur:
         for start in range(0, len(keys), _CHUNK):
-            chunk = keys[start : start + _CHUNK]
-            found.update(conn.execute(
-                select(suppressions.c.address).where(
-                    suppressions.c.account_id == account_id, suppressions.c.address.in_(chunk)
-                )
-            ).scalars())
+            where, params = b.in_list("address", keys[start : start + _CHUNK])
+            cur.execute(b.q("SELECT address FROM suppressions WHERE account_id = ? AND " + where),
+                        [account_id, *params])
+            found.update(row[0] for row in cur.fetchall())
     return {spelling for lower in found for spelling in by_lower[lower]}
 
 

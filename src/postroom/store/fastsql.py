@@ -144,6 +144,13 @@ def ts_out(value: Any) -> datetime | None:
     return value.astimezone(UTC)
 
 
+def json_out(value: Any) -> Any:
+    """A JSON column read by a raw cursor: text on SQLite, already parsed by psycopg."""
+    if isinstance(value, str):
+        return {} if value == "{}" else json.loads(value)
+    return value
+
+
 @contextmanager
 def driver_errors(dialect: Dialect) -> Iterator[None]:
     """Re-raise the driver's exceptions as SQLAlchemy's (IntegrityError, OperationalError...)."""

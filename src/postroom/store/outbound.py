@@ -13,16 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import select
-
 from postroom.model.records import MessageRecord, NewMessage
 from postroom.store import fastsql, rows
 from postroom.store.accounts import suppression_insert
 from postroom.store.delivery import Finish, finish_many
 from postroom.store.engine import Database
 from postroom.store.queue_rows import Unit, validate, write_messages
-from postroom.store.reads import _MESSAGE_COLUMNS
-from postroom.store.schema import message_chunks, messages
 
 __all__ = ["Finish", "FollowUps", "load_for_delivery", "record_outcomes"]
 
@@ -63,27 +59,39 @@ def record_outcomes(
     return done
 
 
+_LOAD = (
+    "SELECT id, account_id, mail_from, header_from, subject, message_id_header, size, source,"
+    " client_ip, options, created_at, not_before, raw FROM messages WHERE "
+)
+_CHUNKS = "SELECT message_id, data FROM message_chunks WHERE "
+
+
 def load_for_delivery(
     db: Database, message_ids: Sequence[str]
 ) -> dict[str, tuple[MessageRecord, bytes]]:
-    """Envelope and full bytes of several messages in one read transaction."""
+    """Envelope and full bytes of several messages in one read transaction.
+
+    On the driver's cursor (see fastsql.py): the delivery process reads every message it
+    sends through here, and SQLAlchemy's row processing cost 47 µs a message."""
     found: dict[str, tuple[MessageRecord, bytes]] = {}
     ids = sorted(set(message_ids))
-    with db.read() as conn:
+    b = fastsql.for_dialect(db.engine.dialect)
+    ts_out, json_out = fastsql.ts_out, fastsql.json_out
+    with db.read() as conn, fastsql.cursor(conn) as cur:
         for start in range(0, len(ids), 500):
-            part = ids[start : start + 500]
-            for row in conn.execute(
-                select(*_MESSAGE_COLUMNS, messages.c.raw).where(messages.c.id.in_(part))
-            ):
-                mapping = dict(row._mapping)
-                raw = bytes(mapping.pop("raw"))
-                found[row.id] = (rows.message(mapping, ()), raw)
-            chunked = conn.execute(
-                select(message_chunks.c.message_id, message_chunks.c.data)
-                .where(message_chunks.c.message_id.in_(part))
-                .order_by(message_chunks.c.message_id, message_chunks.c.seq)
-            ).all()
-            for message_id, data in chunked:
+            where, params = b.in_list("id", ids[start : start + 500])
+            cur.execute(b.q(_LOAD + where), params)
+            for (mid, account_id, mail_from, header_from, subject, message_id_header, size,
+                 source, client_ip, options, created_at, not_before, raw) in cur.fetchall():
+                found[mid] = (MessageRecord(
+                    id=mid, account_id=account_id, mail_from=mail_from, header_from=header_from,
+                    subject=subject, message_id_header=message_id_header, size=size,
+                    source=source, client_ip=client_ip, options=dict(json_out(options) or {}),
+                    created_at=ts_out(created_at), not_before=ts_out(not_before),  # type: ignore[arg-type]
+                ), raw if type(raw) is bytes else bytes(raw))
+            where, params = b.in_list("message_id", ids[start : start + 500])
+            cur.execute(b.q(_CHUNKS + where + " ORDER BY message_id, seq"), params)
+            for message_id, data in cur.fetchall():
                 record, raw = found[message_id]
                 found[message_id] = (record, raw + bytes(data))
     return found
