@@ -30,6 +30,8 @@ class PostroomServer:
     max_message_size: int | None = None
     #: deliver everything to this host:port (delivery on, TLS off) instead of delivery off
     deliver_to: str | None = None
+    #: more [delivery] keys (TOML lines), with `deliver_to`
+    delivery_extra: str = ""
     ready_timeout: float = 30.0
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
@@ -57,7 +59,8 @@ class PostroomServer:
             f"processes = {self.processes}\n{size}\n"
             f'[http]\nlisten = "127.0.0.1:{self.http_port}"\n\n'
             + ("[delivery]\nenabled = false\n" if self.deliver_to is None else
-               f'[delivery]\nenabled = true\nroutes = {{ "*" = "{self.deliver_to}" }}\ntls = "off"\n')
+               f'[delivery]\nenabled = true\nroutes = {{ "*" = "{self.deliver_to}" }}\ntls = "off"\n'
+               f"{self.delivery_extra}\n")
         )
         subprocess.run(
             [str(POSTROOM), "accounts", "create", "bench", "--sender-domain", "example.com",

@@ -100,6 +100,7 @@ def main() -> int:
     ap.add_argument("--py-spy", type=Path, help="also record a py-spy profile (raw) into this file")
     ap.add_argument("--gil", action="store_true", help="py-spy: only samples that hold the GIL")
     ap.add_argument("--time-limit", type=float, default=300.0)
+    ap.add_argument("--delivery-extra", default="", help="with --e2e: more [delivery] TOML lines")
     ap.add_argument("--keep-log", type=Path, help="copy the server's log here before cleaning up")
     ap.add_argument("--e2e", action="store_true",
                     help="delivery on, routed to smtp-sink; SESSIONS lanes of smtp-source -s 1, one domain"
@@ -113,7 +114,8 @@ def main() -> int:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) if args.e2e else None
         server = PostroomServer(Path(tmp), port=args.port, http_port=args.port + 1,
                                 processes=args.processes,
-                                deliver_to=f"127.0.0.1:{sink_port}" if args.e2e else None)
+                                deliver_to=f"127.0.0.1:{sink_port}" if args.e2e else None,
+                                delivery_extra=args.delivery_extra.replace("\\n", "\n"))
         server.start()
         spy: subprocess.Popen[bytes] | None = None
         try:
