@@ -19,8 +19,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
