@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from postroom.store.engine import Database
+from postroom.store.errors import StoreUnavailable
 from postroom.store.write_lock import WriteLock
 
 _HOLD = """
@@ -37,6 +38,38 @@ def test_another_process_waits_until_release(tmp_path: Path) -> None:
     finally:
         holder.kill()
     assert waited >= 0.3  # it could not enter while the other process held it
+
+
+def test_a_thread_waits_at_most_the_timeout(tmp_path: Path) -> None:
+    lock = WriteLock(tmp_path / "db-writer.lock", timeout=0.3)
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock.held():
+            held.set()
+            release.wait(timeout=10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    try:
+        assert held.wait(timeout=10)
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable), lock.held():
+            pass
+        assert 0.25 <= time.monotonic() - started < 3
+    finally:
+        release.set()
+        t.join(timeout=10)
+    with lock.held():  # free again once the holder is done
+        pass
+    lock.close()
+
+
+def test_an_unusable_lock_file_turns_the_lock_off_not_the_writes(tmp_path: Path) -> None:
+    lock = WriteLock(tmp_path / "missing-dir" / "db-writer.lock")
+    with lock.held(), lock.held():
+        pass  # no file could be made: SQLite's own busy handler is all that is left
+    lock.close()
 
 
 def test_threads_exclude_each_other_and_nesting_does_not_deadlock(tmp_path: Path) -> None:
@@ -69,7 +102,7 @@ def test_sqlite_database_writes_under_the_lock(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'q.db'}")
     try:
         assert db.write_lock is not None
-        assert db.write_lock.path == Path(f"{tmp_path / 'q.db'}-writer.lock")
+        assert db.write_lock.path == Path(f"{(tmp_path / 'q.db').resolve()}-writer.lock")
         held_elsewhere = threading.Event()
         release = threading.Event()
 

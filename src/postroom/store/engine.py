@@ -116,8 +116,10 @@ class Database:
         self.engine = make_engine(url, relaxed=relaxed)
         self.dialect: str = self.engine.dialect.name
         #: SQLite: every write transaction of every Postroom process queues here first
-        self.write_lock = (WriteLock(Path(f"{self.engine.url.database}-writer.lock"))
-                           if self.is_sqlite else None)
+        self.write_lock = (
+            WriteLock(Path(f"{Path(self.engine.url.database or '').resolve()}-writer.lock"),
+                      timeout=BUSY_TIMEOUT_MS / 1000)
+            if self.is_sqlite else None)
 
     def writing(self) -> AbstractContextManager[None]:
         """Hold the store's write lock (SQLite; nothing on PostgreSQL) around a transaction."""
@@ -136,7 +138,7 @@ class Database:
     @contextmanager
     def write(self) -> Iterator[Connection]:
         """A write transaction, committed on normal exit (BEGIN IMMEDIATE on SQLite)."""
-        with self.writing(), translated(), self.engine.connect() as conn:
+        with translated(), self.writing(), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.execution_options(**{_WRITE: True})
             with conn.begin():
@@ -174,7 +176,7 @@ class KeptConnection:
     def transaction(self) -> Iterator[Any]:
         """A driver cursor in a write transaction, committed on normal exit."""
         dialect = self._db.engine.dialect
-        with self._db.writing(), translated(), driver_errors(dialect):
+        with translated(), self._db.writing(), driver_errors(dialect):
             conn = self._connection()
             cur = conn.cursor()
             try:

@@ -11,55 +11,95 @@ wakes the moment the holder releases, and SQLite's busy handler is left for writ
 Postroom (the `sqlite3` shell, say), which are still safe, only slower.
 
 Threads of one process share one descriptor (a `flock` belongs to the open file, so threads
-would not exclude each other): they queue on a re-entrant mutex first, so a write transaction
-nested in another on the same thread does not deadlock. PostgreSQL needs none of this.
+would not exclude each other): they queue on a re-entrant mutex first. PostgreSQL needs none
+of this.
+
+The lock only makes waiting cheaper; SQLite still guards the data. So it never makes a write
+fail that would have worked: a lock file that cannot be opened (another user made it, a
+read-only directory) turns the lock off for this process, with one warning. Threads of one
+process wait at most `timeout` (SQLite's busy timeout), then fail with `StoreUnavailable` (the
+ingress answers 451). Across processes the wait is a blocking `flock`, which cannot be given a
+deadline: a holder that hangs inside its transaction (a stuck disk) makes the other processes'
+writers wait with it instead of failing after 30 s. Polling with non-blocking tries (50 µs to
+0.5 ms apart) would bound it, but cost 12 % of end-to-end throughput in paired runs, so the
+risk is taken and written down (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from postroom.store.errors import StoreUnavailable
+
+log = logging.getLogger("postroom.store")
+
 
 class WriteLock:
     """Exclusive, re-entrant per thread, across processes: `with lock.held(): ...`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, timeout: float = 30.0) -> None:
         self.path = path
+        self.timeout = timeout
         self._mutex = threading.RLock()
         self._depth = 0  # only read or changed by the thread holding `_mutex`
+        self._locked = False
         self._fd = -1
         self._pid = 0
+        self._off = False  # the lock file could not be opened: SQLite's busy handler only
 
     @contextmanager
     def held(self) -> Iterator[None]:
-        with self._mutex:  # blocks without the interpreter lock
+        if not self._mutex.acquire(timeout=self.timeout):  # waits without the interpreter lock
+            raise StoreUnavailable("timed out waiting for the store's write lock")
+        try:
             outermost = self._depth == 0
             if outermost:
-                fcntl.flock(self._descriptor(), fcntl.LOCK_EX)  # likewise
+                self._locked = self._lock_file()
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
-                if outermost:
+                if outermost and self._locked:
+                    self._locked = False
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
+
+    def _lock_file(self) -> bool:
+        """Take the file lock (True), or go on without it (False) when it cannot be had."""
+        fd = self._descriptor()
+        if fd < 0:
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits without the interpreter lock
+        return True
 
     def close(self) -> None:
-        with self._mutex:
+        if not self._mutex.acquire(timeout=self.timeout):
+            return
+        try:
             if self._fd >= 0 and self._pid == os.getpid():
                 os.close(self._fd)
-            self._fd = -1
+            self._fd, self._off = -1, False
+        finally:
+            self._mutex.release()
 
     def _descriptor(self) -> int:
         """This process's descriptor; a forked child opens its own (an inherited one would
         share the parent's lock)."""
         pid = os.getpid()
-        if self._fd < 0 or self._pid != pid:
-            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            self._pid = pid
+        if (self._fd < 0 and not self._off) or self._pid != pid:
+            self._pid, self._off = pid, False
+            try:  # read-only is enough for flock, so a file another user made still works
+                self._fd = os.open(self.path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError as exc:
+                self._fd, self._off = -1, True
+                log.warning("store write lock %s unusable (%s): writers fall back to SQLite's"
+                            " busy handler", self.path, exc)
         return self._fd
