@@ -116,9 +116,9 @@ def main() -> int:
                                 processes=args.processes,
                                 deliver_to=f"127.0.0.1:{sink_port}" if args.e2e else None,
                                 delivery_extra=args.delivery_extra.replace("\\n", "\n"))
-        server.start()
         spy: subprocess.Popen[bytes] | None = None
         try:
+            server.start()
             time.sleep(1.0)
             pids = descendants(server.pid)
             if args.py_spy:

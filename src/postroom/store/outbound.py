@@ -59,10 +59,9 @@ def record_outcomes(
     return done
 
 
-_LOAD = (
-    "SELECT id, account_id, mail_from, header_from, subject, message_id_header, size, source,"
-    " client_ip, options, created_at, not_before, raw FROM messages WHERE "
-)
+_LOAD_COLUMNS = ("id", "account_id", "mail_from", "header_from", "subject", "message_id_header",
+                 "size", "source", "client_ip", "options", "created_at", "not_before")
+_LOAD = f"SELECT {', '.join(_LOAD_COLUMNS)}, raw FROM messages WHERE "
 _CHUNKS = "SELECT message_id, data FROM message_chunks WHERE "
 
 
@@ -81,14 +80,11 @@ def load_for_delivery(
         for start in range(0, len(ids), 500):
             where, params = b.in_list("id", ids[start : start + 500])
             cur.execute(b.q(_LOAD + where), params)
-            for (mid, account_id, mail_from, header_from, subject, message_id_header, size,
-                 source, client_ip, options, created_at, not_before, raw) in cur.fetchall():
-                found[mid] = (MessageRecord(
-                    id=mid, account_id=account_id, mail_from=mail_from, header_from=header_from,
-                    subject=subject, message_id_header=message_id_header, size=size,
-                    source=source, client_ip=client_ip, options=dict(json_out(options) or {}),
-                    created_at=ts_out(created_at), not_before=ts_out(not_before),  # type: ignore[arg-type]
-                ), raw if type(raw) is bytes else bytes(raw))
+            for *values, raw in cur.fetchall():
+                m = dict(zip(_LOAD_COLUMNS, values, strict=True))
+                m["options"] = json_out(m["options"])
+                m["created_at"], m["not_before"] = ts_out(m["created_at"]), ts_out(m["not_before"])
+                found[m["id"]] = (rows.message(m, ()), raw if type(raw) is bytes else bytes(raw))
             where, params = b.in_list("message_id", ids[start : start + 500])
             cur.execute(b.q(_CHUNKS + where + " ORDER BY message_id, seq"), params)
             for message_id, data in cur.fetchall():

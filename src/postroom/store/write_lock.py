@@ -48,7 +48,6 @@ class WriteLock:
         self.timeout = timeout
         self._mutex = threading.RLock()
         self._depth = 0  # only read or changed by the thread holding `_mutex`
-        self._locked = False
         self._fd = -1
         self._pid = 0
         self._off = False  # the lock file could not be opened: SQLite's busy handler only
@@ -58,16 +57,13 @@ class WriteLock:
         if not self._mutex.acquire(timeout=self.timeout):  # waits without the interpreter lock
             raise StoreUnavailable("timed out waiting for the store's write lock")
         try:
-            outermost = self._depth == 0
-            if outermost:
-                self._locked = self._lock_file()
+            locked = self._depth == 0 and self._lock_file()  # the outermost takes the file
             self._depth += 1
             try:
                 yield
             finally:
                 self._depth -= 1
-                if outermost and self._locked:
-                    self._locked = False
+                if locked:
                     fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._mutex.release()
