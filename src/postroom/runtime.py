@@ -88,7 +88,7 @@ def run_server(settings: Settings) -> None:
     use_fast_event_loop()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     cert, key = tls_files(settings)
-    store = Store.open(settings.storage_url)
+    store = Store.open(settings.storage_url, commit_timeout=settings.storage.commit_timeout)
     first = bootstrap(store, settings.smtp.hostname)
     if first is not None:
         account, api_key = first
@@ -137,7 +137,7 @@ def _ingress_child(dumped: dict[str, Any]) -> None:
     use_fast_event_loop()
     settings = Settings(**dumped)
     cert, key = tls_files(settings)
-    local = Store(settings.storage_url)
+    local = Store(settings.storage_url, commit_timeout=settings.storage.commit_timeout)
     store: Any = RemoteEnqueue(local, writer_socket(settings)) if local.dialect == "sqlite" \
         else local
     with contextlib.suppress(KeyboardInterrupt):

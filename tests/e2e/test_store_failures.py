@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import httpx
 import psycopg
 import pytest
 
 from support.databases import ADMIN_URL, postgres_url_or_skip
 from support.server import make_server
+from support.write_lock import write_lock_held
 
 pytestmark = pytest.mark.slow
 
@@ -101,3 +103,34 @@ def test_unreachable_database_answers_451(tmp_path: Path) -> None:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         admin.close()
         server.stop()
+
+
+def test_a_stuck_store_answers_451_in_bounded_time(tmp_path: Path) -> None:
+    """Another process holds the SQLite write lock: both ingress processes answer 451 and the
+    HTTP API 503 after `[storage] commit_timeout`, never 250/200; once the lock is free, mail
+    is accepted again."""
+    server = make_server(tmp_path, extra="[storage]\ncommit_timeout = 1.0\n",
+                         smtp_extra="processes = 2\n")
+    key = server.create_account("fail", "--sender-domain", "fail.example",
+                                "--trusted-network", "127.0.0.0/8")
+    server.start()
+    item = {"from": {"email": "a@fail.example"}, "to": [{"email": "r@example.org"}],
+            "subject": "s", "content": "<p>x</p>"}
+    try:
+        with write_lock_held(Path(server.storage_url.removeprefix("sqlite:///"))):
+            for _ in range(4):  # new connections: SO_REUSEPORT spreads them over both processes
+                started = time.monotonic()
+                code, text = send(server.plain)
+                assert (code, text) == (
+                    451, b"4.3.0 Temporary local problem, please try again later")
+                assert time.monotonic() - started < 8.0
+            started = time.monotonic()
+            r = httpx.post(f"http://127.0.0.1:{server.http}/v1/send_mail", json={"data": [item]},
+                           headers={"Authorization": f"Bearer {key}"}, timeout=20)
+            assert r.status_code == 503 and r.json()["code"] == "SERVICE_UNAVAILABLE", r.text
+            assert time.monotonic() - started < 8.0
+        code, text = send(server.plain)
+        assert code == 250, text
+    finally:
+        server.stop()
+

@@ -128,6 +128,12 @@ class StorageSettings(_Section):
         description="sqlite:///PATH or postgresql://user@host:port/db. Default: "
         "sqlite:///<data_dir>/postroom.db (WAL, synchronous=FULL).",
     )
+    commit_timeout: float = Field(
+        60.0, gt=0, le=600,
+        description="Seconds an accepted message waits for its durable commit before the "
+        "client is told to try again (SMTP 451 4.3.0, HTTP 503). The commit may still land "
+        "later, so a stuck store can cause a duplicate, never a loss.",
+    )
 
 
 class RouteSettings(_Section):

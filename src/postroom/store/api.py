@@ -24,7 +24,7 @@ from postroom.model.records import (
     Suppression,
 )
 from postroom.store import accounts, claim, delivery, domains, migrate, outbound, reads, rows
-from postroom.store.commit import GroupCommitWriter
+from postroom.store.commit import COMMIT_TIMEOUT, GroupCommitWriter
 from postroom.store.domains import DkimKey
 from postroom.store.engine import Database
 from postroom.store.http_methods import HttpStoreMixin
@@ -35,17 +35,19 @@ from postroom.store.webhook_methods import WebhookStoreMixin
 class Store(HttpStoreMixin, WebhookStoreMixin):
     """The durable queue and everything else Postroom keeps (SQLite or PostgreSQL)."""
 
-    def __init__(self, url: str, *, relaxed: bool = False) -> None:
+    def __init__(self, url: str, *, relaxed: bool = False,
+                 commit_timeout: float = COMMIT_TIMEOUT) -> None:
         """`relaxed`: commits without fsync on SQLite (see `engine.make_engine`); for the
-        delivery and webhook processes, never for a process that accepts mail."""
+        delivery and webhook processes, never for a process that accepts mail.
+        `commit_timeout`: how long `enqueue` waits for its commit (`[storage] commit_timeout`)."""
         self._db = Database(url, relaxed=relaxed)
         #: The group-commit writer; `writer.commits` counts its transactions.
-        self.writer = GroupCommitWriter(self._db)
+        self.writer = GroupCommitWriter(self._db, commit_timeout=commit_timeout)
 
     @classmethod
-    def open(cls, url: str) -> Store:
+    def open(cls, url: str, *, commit_timeout: float = COMMIT_TIMEOUT) -> Store:
         """Connect and upgrade the schema to the newest migration."""
-        store = cls(url)
+        store = cls(url, commit_timeout=commit_timeout)
         try:
             store.migrate()
         except BaseException:

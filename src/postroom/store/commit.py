@@ -11,8 +11,15 @@ Failure handling (an improvement on "fail the whole batch"): a batch that fails 
 the data (duplicate message id, a value too long for its column, unencodable options) is
 retried unit by unit, so only the offending caller gets the error and its neighbours are not
 punished for it. Environmental failures (StorageFull, StoreUnavailable) fail every caller in
-the batch at once: retrying would only repeat the failure. Either way a unit is all-or-nothing: message, recipients, events and usage
-are written together or not at all.
+the batch at once: retrying would only repeat the failure. Either way a unit is all-or-nothing:
+message, recipients, events and usage are written together or not at all.
+
+Deadline: a caller waits at most `commit_timeout` seconds for its commit, then gets
+StoreUnavailable (SMTP 451, HTTP 503). The writer may still be stuck in a transaction (a hung
+disk, or another process holding the SQLite write lock, whose cross-process wait has no
+deadline of its own); when it gets through, the unit is committed after all. The client was told
+to try again, so the message may then be queued twice: a duplicate, never a loss, which is the
+safe direction for a mail queue.
 """
 
 from __future__ import annotations
@@ -33,14 +40,18 @@ from postroom.store.fastsql import for_dialect
 from postroom.store.queue_rows import Unit as _Unit
 from postroom.store.queue_rows import validate, write_messages
 
-__all__ = ["GroupCommitWriter", "validate", "write_messages"]
+__all__ = ["COMMIT_TIMEOUT", "GroupCommitWriter", "validate", "write_messages"]
+
+#: Seconds a caller waits for its commit (`[storage] commit_timeout`).
+COMMIT_TIMEOUT = 60.0
 
 class GroupCommitWriter:
     """The dedicated writer thread (started on first use, stopped by `close`)."""
 
     def __init__(self, db: Database, *, max_messages: int = 1000,
-                 max_bytes: int = 64 * 1024 * 1024) -> None:
+                 max_bytes: int = 64 * 1024 * 1024, commit_timeout: float = COMMIT_TIMEOUT) -> None:
         self._db = db
+        self.commit_timeout = commit_timeout
         self._binds = for_dialect(db.engine.dialect)
         #: the writer thread's own connection (no pool checkout per commit)
         self._conn = KeptConnection(db)
@@ -62,7 +73,11 @@ class GroupCommitWriter:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._submit(batch, loop=loop, future=future)
-        await future
+        deadline = loop.call_later(self.commit_timeout, give_up, future, self.commit_timeout)
+        try:
+            await future
+        finally:
+            deadline.cancel()
 
     def enqueue_sync(self, batch: Sequence[NewMessage]) -> None:
         """Blocking variant for threads without an event loop (the HTTP API)."""
@@ -75,7 +90,10 @@ class GroupCommitWriter:
                 future.set_exception(exc)
 
         self._submit(batch, done=done)
-        future.result()
+        try:
+            future.result(timeout=self.commit_timeout)
+        except concurrent.futures.TimeoutError:
+            raise StoreUnavailable(_late(self.commit_timeout)) from None
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Commit what is pending, then stop the thread. Later enqueues raise StoreUnavailable."""
@@ -159,6 +177,16 @@ class GroupCommitWriter:
             # RuntimeError: the caller's loop is closed, so nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def give_up(future: asyncio.Future[Any], seconds: float) -> None:
+    """The deadline of one waiting caller (a loop callback): fail it unless it was settled."""
+    if not future.done():
+        future.set_exception(StoreUnavailable(_late(seconds)))
+
+
+def _late(seconds: float) -> str:
+    return f"the commit did not finish within {seconds:g} s (it may still complete)"
 
 
 def _own_copy(exc: BaseException) -> BaseException:

@@ -21,8 +21,9 @@ process wait at most `timeout` (SQLite's busy timeout), then fail with `StoreUna
 ingress answers 451). Across processes the wait is a blocking `flock`, which cannot be given a
 deadline: a holder that hangs inside its transaction (a stuck disk) makes the other processes'
 writers wait with it instead of failing after 30 s. Polling with non-blocking tries (50 µs to
-0.5 ms apart) would bound it, but cost 12 % of end-to-end throughput in paired runs, so the
-risk is taken and written down (docs/ARCHITECTURE.md).
+0.5 ms apart) would bound it, but cost 12 % of end-to-end throughput in paired runs. The callers
+are bounded instead: each enqueue gives up after `[storage] commit_timeout` (commit.py), so
+clients hear 451/503 rather than hang (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from postroom.model.records import NewMessage
+from postroom.store.commit import give_up
 from postroom.store.errors import StorageFull, StoreUnavailable
 
 _HEAD = struct.Struct(">II")
@@ -166,10 +167,18 @@ class RemoteEnqueue:
             raise StoreUnavailable("the writer process is not reachable") from exc
         self._next += 1
         req = self._next
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[str | None] = loop.create_future()
         self._pending[req] = future
         writer.write(_encode(req, message))
-        error = await future
+        # The parent's writer has the same deadline; this one also covers a parent that hangs.
+        seconds = self._store.writer.commit_timeout
+        deadline = loop.call_later(seconds, give_up, future, seconds)
+        try:
+            error = await future
+        finally:
+            deadline.cancel()
+            self._pending.pop(req, None)
         if error == "full":
             raise StorageFull("storage full")
         if error is not None:

@@ -21,7 +21,7 @@ from postroom.smtp.commands import Path
 from postroom.smtp.replies import Reply, reply
 from postroom.smtp.server import Session
 from postroom.smtp.spool import Spool
-from postroom.store.errors import StorageFull
+from postroom.store.errors import StorageFull, StoreUnavailable
 from postroom.submission import checks, options
 from postroom.submission.keys import hash_key
 from postroom.submission.message import missing_headers, parse_headers
@@ -182,6 +182,10 @@ class SubmissionService:
         except StorageFull:
             log.error("store full: refused message from %s", record.client_ip)
             return R.R452_STORAGE
+        except StoreUnavailable as exc:  # expected trouble (a stuck or lost store): no traceback
+            log.error("store unavailable: refused message %s from %s: %s", record.id,
+                      record.client_ip, exc)
+            return R.R451_INTERNAL
         except Exception:
             log.exception("enqueue failed for message from %s", record.client_ip)
             return R.R451_INTERNAL
