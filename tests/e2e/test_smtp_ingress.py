@@ -214,10 +214,16 @@ def test_suppressed_recipient_is_not_allowed(server: RunningServer) -> None:
     store.close()
     c = starttls_client(server)
     c.login("apikey", server.keys["shop"])
-    c.mail("news@shop.example")
-    # another process added it: the ingress sees it within about a second (its cache refresh)
+    # another process added it: the ingress sees it within about a second (its cache refresh).
+    # A new transaction per try: this server takes only 3 recipients per message, and up to a
+    # second's worth of tries may still be answered from the old view.
     deadline = time.monotonic() + 5
-    while (answer := c.rcpt("gone@example.org"))[0] == 250 and time.monotonic() < deadline:
+    while True:
+        c.rset()
+        c.mail("news@shop.example")
+        answer = c.rcpt("gone@example.org")
+        if answer[0] != 250 or time.monotonic() > deadline:
+            break
         time.sleep(0.2)
     assert answer == (550, b"5.7.1 Recipient <gone@example.org> not allowed")
     c.quit()
