@@ -53,6 +53,8 @@ _ADD_USAGE = (
     "INSERT INTO account_usage (account_id, day, count) VALUES (?, ?, ?)"
     " ON CONFLICT (account_id, day) DO UPDATE SET count = account_usage.count + excluded.count"
 )
+#: Message rows with more raw bytes than this are inserted one statement each on SQLite.
+_BIG_RAW = 64 << 10
 _INSERT_CHUNK = "INSERT INTO message_chunks (message_id, seq, data) VALUES (?, ?, ?)"
 _QUEUED = (RecipientStatus.QUEUED.value, EventType.QUEUED.value)
 _SCHEDULED = (RecipientStatus.SCHEDULED.value, EventType.SCHEDULED.value)
@@ -100,7 +102,8 @@ def write_messages(b: Binds, cur: Any, units: Sequence[Unit]) -> None:
             usage[key] = usage.get(key, 0) + 1
     if not message_rows:
         return
-    b.insert(cur, _INSERT_MESSAGE, message_rows)
+    big = any(len(r[7]) > _BIG_RAW for r in message_rows)  # 16 at once would all be copied
+    b.insert(cur, _INSERT_MESSAGE, message_rows, sqlite_rows=1 if big else 16)
     for msg in chunked:
         copy_chunks(b, cur, msg.id, msg.body_path or "", msg.body_offset)
     b.insert(cur, _INSERT_RECIPIENT, recipient_rows)
