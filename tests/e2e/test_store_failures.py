@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import subprocess
 import time
@@ -107,8 +108,11 @@ def test_unreachable_database_answers_451(tmp_path: Path) -> None:
 
 def test_a_stuck_store_answers_451_in_bounded_time(tmp_path: Path) -> None:
     """Another process holds the SQLite write lock: both ingress processes answer 451 and the
-    HTTP API 503 after `[storage] commit_timeout`, never 250/200; once the lock is free, mail
-    is accepted again."""
+    HTTP API 503 after `[storage] commit_timeout`, never 250/200. Once the lock is free, only
+    the message that was inside the stuck transaction lands (the others were dropped at their
+    deadlines, so retries do not pile up copies), and mail is accepted again."""
+    from postroom.store.api import Store
+
     server = make_server(tmp_path, extra="[storage]\ncommit_timeout = 1.0\n",
                          smtp_extra="processes = 2\n")
     key = server.create_account("fail", "--sender-domain", "fail.example",
@@ -118,12 +122,17 @@ def test_a_stuck_store_answers_451_in_bounded_time(tmp_path: Path) -> None:
             "subject": "s", "content": "<p>x</p>"}
     try:
         with write_lock_held(Path(server.storage_url.removeprefix("sqlite:///"))):
-            for _ in range(4):  # new connections: SO_REUSEPORT spreads them over both processes
+            refusing: set[str] = set()  # pids of the ingress processes that answered 451
+            for _ in range(16):  # new connections: SO_REUSEPORT spreads them over both
                 started = time.monotonic()
                 code, text = send(server.plain)
                 assert (code, text) == (
                     451, b"4.3.0 Temporary local problem, please try again later")
                 assert time.monotonic() - started < 8.0
+                refusing = set(re.findall(r" (\d+): store unavailable: refused", server.log()))
+                if len(refusing) == 2:
+                    break
+            assert len(refusing) == 2, "the child process never got a connection"
             started = time.monotonic()
             r = httpx.post(f"http://127.0.0.1:{server.http}/v1/send_mail", json={"data": [item]},
                            headers={"Authorization": f"Bearer {key}"}, timeout=20)
@@ -131,6 +140,12 @@ def test_a_stuck_store_answers_451_in_bounded_time(tmp_path: Path) -> None:
             assert time.monotonic() - started < 8.0
         code, text = send(server.plain)
         assert code == 250, text
+        accepted = text.decode().split("<")[1].rstrip(">")
     finally:
         server.stop()
-
+    store = Store(server.storage_url)
+    try:
+        stored = [m.id for m in store.list_messages(limit=100)]
+    finally:
+        store.close()
+    assert accepted in stored and len(stored) == 2, stored

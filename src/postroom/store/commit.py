@@ -15,11 +15,12 @@ the batch at once: retrying would only repeat the failure. Either way a unit is 
 message, recipients, events and usage are written together or not at all.
 
 Deadline: a caller waits at most `commit_timeout` seconds for its commit, then gets
-StoreUnavailable (SMTP 451, HTTP 503). The writer may still be stuck in a transaction (a hung
-disk, or another process holding the SQLite write lock, whose cross-process wait has no
-deadline of its own); when it gets through, the unit is committed after all. The client was told
-to try again, so the message may then be queued twice: a duplicate, never a loss, which is the
-safe direction for a mail queue.
+StoreUnavailable (SMTP 451, HTTP 503). The writer may be stuck in a transaction (a hung disk, or
+another process holding the SQLite write lock, whose cross-process wait has no deadline of its
+own). A unit still waiting in the queue is dropped at its deadline, so a client that retries
+through a long stall does not pile up copies; only the units already inside the stuck
+transaction are committed when it gets through, and for those the client's retry makes a
+duplicate: never a loss, which is the safe direction for a mail queue.
 """
 
 from __future__ import annotations
@@ -72,8 +73,8 @@ class GroupCommitWriter:
         """Queue `batch` and return once it is committed (or raise the commit's error)."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        self._submit(batch, loop=loop, future=future)
-        deadline = loop.call_later(self.commit_timeout, give_up, future, self.commit_timeout)
+        unit = self._submit(batch, loop=loop, future=future)
+        deadline = loop.call_later(self.commit_timeout, self._give_up, unit)
         try:
             await future
         finally:
@@ -89,11 +90,27 @@ class GroupCommitWriter:
             else:
                 future.set_exception(exc)
 
-        self._submit(batch, done=done)
+        unit = self._submit(batch, done=done)
         try:
             future.result(timeout=self.commit_timeout)
         except concurrent.futures.TimeoutError:
-            raise StoreUnavailable(_late(self.commit_timeout)) from None
+            raise StoreUnavailable(_late(self.commit_timeout, self._drop(unit))) from None
+
+    def _give_up(self, unit: _Unit) -> None:
+        """A caller's deadline (a loop callback): fail it unless it was settled meanwhile."""
+        assert unit.future is not None
+        if not unit.future.done():
+            unit.future.set_exception(StoreUnavailable(_late(self.commit_timeout,
+                                                             self._drop(unit))))
+
+    def _drop(self, unit: _Unit) -> bool:
+        """Take `unit` out of the queue; False when the writer already has it."""
+        with self._cond:
+            try:
+                self._pending.remove(unit)
+            except ValueError:
+                return False
+            return True
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Commit what is pending, then stop the thread. Later enqueues raise StoreUnavailable."""
@@ -104,7 +121,7 @@ class GroupCommitWriter:
         if thread is not None:
             thread.join(timeout)
 
-    def _submit(self, batch: Sequence[NewMessage], **settle: Any) -> None:
+    def _submit(self, batch: Sequence[NewMessage], **settle: Any) -> _Unit:
         validate(batch)
         unit = _Unit(messages=tuple(batch), accepted_at=rows.utc_now(), **settle)
         with self._cond:
@@ -117,6 +134,7 @@ class GroupCommitWriter:
                 )
                 self._thread.start()
             self._cond.notify()
+        return unit
 
     def _take(self) -> list[_Unit]:
         """Everything pending, up to the caps (always at least one unit)."""
@@ -180,13 +198,14 @@ class GroupCommitWriter:
 
 
 def give_up(future: asyncio.Future[Any], seconds: float) -> None:
-    """The deadline of one waiting caller (a loop callback): fail it unless it was settled."""
+    """The deadline of one waiting caller of another process's writer (writer_link.py)."""
     if not future.done():
-        future.set_exception(StoreUnavailable(_late(seconds)))
+        future.set_exception(StoreUnavailable(_late(seconds, dropped=False)))
 
 
-def _late(seconds: float) -> str:
-    return f"the commit did not finish within {seconds:g} s (it may still complete)"
+def _late(seconds: float, dropped: bool) -> str:
+    then = "it was dropped" if dropped else "it may still complete"
+    return f"the commit did not finish within {seconds:g} s ({then})"
 
 
 def _own_copy(exc: BaseException) -> BaseException:

@@ -105,6 +105,7 @@ def _multi_row_qmark(sql: str, count: int) -> str:
     """'INSERT ... VALUES (?, 0) tail' for `count` rows: VALUES (?, 0), (?, 0) tail."""
     head, _, rest = sql.partition(" VALUES ")
     row, _, tail = rest.partition(")")
+    assert "(" not in row[1:], f"a VALUES row with parentheses cannot be repeated: {sql}"
     return head + " VALUES " + ", ".join([row + ")"] * count) + tail
 
 
@@ -113,6 +114,7 @@ def _multi_row(sql: str, count: int) -> str:
     """'INSERT ... VALUES (?, 0) tail' for `count` rows, numbered: VALUES ($1, 0), ($2, 0)."""
     head, _, rest = sql.partition(" VALUES ")
     row, _, tail = rest.partition(")")
+    assert "(" not in row[1:], f"a VALUES row with parentheses cannot be repeated: {sql}"
     pieces = row.split("?")
     width = len(pieces) - 1
     values = []

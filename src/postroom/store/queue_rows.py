@@ -15,6 +15,7 @@ from typing import Any
 
 from postroom.model.records import EventType, NewMessage, RecipientStatus
 from postroom.store import rows
+from postroom.store.errors import InvalidData
 from postroom.store.fastsql import INSERT_EVENT, Binds
 
 Done = Callable[[BaseException | None], None]
@@ -79,7 +80,7 @@ def write_messages(b: Binds, cur: Any, units: Sequence[Unit]) -> None:
         for msg in unit.messages:
             message_rows.append((
                 msg.id, msg.account_id, msg.mail_from, msg.header_from, msg.subject,
-                msg.message_id_header, msg.size, msg.raw, msg.source, msg.client_ip,
+                msg.message_id_header, _size(msg), msg.raw, msg.source, msg.client_ip,
                 js(dict(msg.options)), at_b, ts(msg.not_before),
             ))
             for address in msg.recipients:
@@ -116,12 +117,30 @@ CHUNK = 1 << 20
 
 def copy_chunks(b: Binds, cur: Any, message_id: str, path: str, offset: int = 0) -> None:
     """Stream a spooled body into message_chunks, one MiB in memory at a time."""
-    with open(path, "rb") as f:
+    try:
+        f = open(path, "rb")  # noqa: SIM115  (closed below; the try is only for the open)
+    except FileNotFoundError:
+        raise _spool_gone(message_id) from None
+    with f:
         f.seek(offset)
         seq = 0
         while data := f.read(CHUNK):
             cur.execute(b.q(_INSERT_CHUNK), (message_id, seq, data))
             seq += 1
+
+
+def _size(msg: NewMessage) -> int:
+    try:
+        return msg.size
+    except FileNotFoundError:
+        raise _spool_gone(msg.id) from None
+
+
+def _spool_gone(message_id: str) -> InvalidData:
+    """A spool file that is gone is this unit's problem, not the database's (InvalidData, so
+    the group commit retries the others alone): its SMTP session removed it after its caller's
+    commit deadline passed while the writer was stuck."""
+    return InvalidData(f"the spooled body of message {message_id} is gone")
 
 
 def domain_of(address: str) -> str:
