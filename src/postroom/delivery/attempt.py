@@ -32,7 +32,7 @@ from postroom.smtp.client import (
     open_session,
 )
 
-__all__ = ["DomainDelivery", "Job"]
+__all__ = ["DomainDelivery", "Job", "route_failed"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +42,13 @@ class Job:
     claims: tuple[Claim, ...]
     mail_from: str
     data: bytes
+
+
+def route_failed(exc: DnsError, claims: Sequence[Claim]) -> list[Result]:
+    """NXDOMAIN and null MX bounce at once; a failed lookup defers."""
+    permanent = isinstance(exc, DnsPermanentError)
+    return [error_result(c, exc.reason, kind=LocalError.DNS, permanent=permanent)
+            for c in claims]
 
 
 class _Unreachable(Exception):
@@ -64,12 +71,14 @@ class DomainDelivery:
         try:
             destinations = await self.router.route(domain)
         except DnsError as exc:
-            permanent = isinstance(exc, DnsPermanentError)
-            results += [
-                error_result(c, exc.reason, kind=LocalError.DNS, permanent=permanent)
-                for job in jobs for c in job.claims
-            ]
+            results += route_failed(exc, [c for job in jobs for c in job.claims])
             return
+        await self.deliver_to(destinations, jobs, results)
+
+    async def deliver_to(self, destinations: list[Destination], jobs: Sequence[Job],
+                         results: list[Result]) -> None:
+        """`deliver` once the destinations are known: jobs of several domains that share
+        them (one MX for many domains, a smarthost) go out over the same lanes."""
         queue = deque(jobs)
         lanes = max(1, min(len(jobs), self.pool.slots.max_per_key))
         await asyncio.gather(*(self._lane(destinations, queue, results) for _ in range(lanes)))

@@ -1,0 +1,76 @@
+"""A batch's domains are grouped by destination: domains with the same route or MX hosts share
+one group (lanes, connections, one outcome write); a lookup that must wait for DNS, or failed,
+keeps its domain apart, and never holds up the others."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from datetime import UTC, datetime
+from types import SimpleNamespace
+
+from postroom.config.settings import DeliverySettings
+from postroom.delivery.dns import DnsPermanentError, MxHost, MxResult
+from postroom.delivery.routing import Router
+from postroom.delivery.worker import BatchDelivery
+from postroom.model import Claim
+
+NOW = datetime.now(UTC)
+SHARED = (MxHost("mx1.shared.example", 10), MxHost("mx2.shared.example", 10))
+
+
+class Resolver:
+    """Answers like a warm cache (no suspension), except `slow.test`, which waits."""
+
+    async def resolve_mx(self, domain: str) -> MxResult:
+        if domain == "slow.test":
+            await asyncio.sleep(0.2)
+            return MxResult(domain, (MxHost("mx.slow.test", 10),))
+        if domain == "a.test":
+            return MxResult(domain, SHARED)
+        if domain == "b.test":  # the same tie, shuffled the other way
+            return MxResult(domain, tuple(reversed(SHARED)))
+        raise DnsPermanentError(domain, f"Domain {domain} does not exist (NXDOMAIN)")
+
+
+def claim(n: int, domain: str) -> Claim:
+    return Claim(recipient_id=n, message_id=f"m{n}", account_id="acc", mail_from="s@x.test",
+                 address=f"u{n}@{domain}", domain=domain, attempts=0, created_at=NOW,
+                 lease_until=NOW)
+
+
+def test_domains_sharing_destinations_form_one_group() -> None:
+    settings = DeliverySettings(routes={"relay1.test": "relay.local:2526",
+                                        "relay2.test": "relay.local:2526"})
+    batch = BatchDelivery.__new__(BatchDelivery)  # only the router is needed here
+    batch.domains = SimpleNamespace(router=Router(settings, Resolver()))  # type: ignore[assignment]
+    by_domain: dict[str, list[Claim]] = defaultdict(list)
+    for n, domain in enumerate(["relay1.test", "a.test", "relay2.test", "b.test", "slow.test",
+                                "gone.test", "relay1.test", "a.test"]):
+        by_domain[domain].append(claim(n, domain))
+
+    async def main() -> tuple[list, float]:  # type: ignore[type-arg]
+        started = time.monotonic()
+        groups = await batch._by_destination(by_domain)
+        took = time.monotonic() - started
+        for _, route, _ in groups:  # let the slow lookup finish before the loop closes
+            if isinstance(route, asyncio.Future):
+                await route
+        return groups, took
+
+    groups, took = asyncio.run(main())
+    assert took < 0.15, "the slow lookup held up the grouping"
+    by_label = {label: (route, sorted(c.recipient_id for c in claims))
+                for label, route, claims in groups}
+    assert set(by_label) == {"relay1.test, relay2.test", "a.test, b.test", "slow.test",
+                             "gone.test"}
+    route, ids = by_label["relay1.test, relay2.test"]
+    assert [d.key for d in route] == ["route:relay.local:2526"] and ids == [0, 2, 6]  # type: ignore[union-attr]
+    route, ids = by_label["a.test, b.test"]
+    assert sorted(d.host for d in route) == ["mx1.shared.example", "mx2.shared.example"]  # type: ignore[union-attr]
+    assert ids == [1, 3, 7]
+    route, ids = by_label["slow.test"]
+    assert isinstance(route, asyncio.Future) and ids == [4]  # its own group, still looking up
+    route, ids = by_label["gone.test"]
+    assert isinstance(route, DnsPermanentError) and ids == [5]
