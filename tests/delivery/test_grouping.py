@@ -31,6 +31,11 @@ class Resolver:
             return MxResult(domain, SHARED)
         if domain == "b.test":  # the same tie, shuffled the other way
             return MxResult(domain, tuple(reversed(SHARED)))
+        if domain in ("c.test", "d.test"):  # the same hosts, preferred the other way round
+            first, second = (h.host for h in SHARED)
+            if domain == "d.test":
+                first, second = second, first
+            return MxResult(domain, (MxHost(first, 10), MxHost(second, 20)))
         raise DnsPermanentError(domain, f"Domain {domain} does not exist (NXDOMAIN)")
 
 
@@ -41,13 +46,16 @@ def claim(n: int, domain: str) -> Claim:
 
 
 def test_domains_sharing_destinations_form_one_group() -> None:
-    settings = DeliverySettings(routes={"relay1.test": "relay.local:2526",
-                                        "relay2.test": "relay.local:2526"})
+    settings = DeliverySettings(routes={
+        "relay1.test": "relay.local:2526", "relay2.test": "relay.local:2526",
+        "strict.test": {"host": "relay.local", "port": 2526, "tls": "required"},  # not alike
+    })
     batch = BatchDelivery.__new__(BatchDelivery)  # only the router is needed here
     batch.domains = SimpleNamespace(router=Router(settings, Resolver()))  # type: ignore[assignment]
     by_domain: dict[str, list[Claim]] = defaultdict(list)
     for n, domain in enumerate(["relay1.test", "a.test", "relay2.test", "b.test", "slow.test",
-                                "gone.test", "relay1.test", "a.test"]):
+                                "gone.test", "relay1.test", "a.test", "c.test", "d.test",
+                                "strict.test"]):
         by_domain[domain].append(claim(n, domain))
 
     async def main() -> tuple[list, float]:  # type: ignore[type-arg]
@@ -64,7 +72,7 @@ def test_domains_sharing_destinations_form_one_group() -> None:
     by_label = {label: (route, sorted(c.recipient_id for c in claims))
                 for label, route, claims in groups}
     assert set(by_label) == {"relay1.test, relay2.test", "a.test, b.test", "slow.test",
-                             "gone.test"}
+                             "gone.test", "c.test", "d.test", "strict.test"}
     route, ids = by_label["relay1.test, relay2.test"]
     assert [d.key for d in route] == ["route:relay.local:2526"] and ids == [0, 2, 6]  # type: ignore[union-attr]
     route, ids = by_label["a.test, b.test"]

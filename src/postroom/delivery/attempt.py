@@ -1,12 +1,13 @@
-"""One delivery attempt for the recipients of one domain: route, connect, send, collect results.
+"""One delivery attempt for the recipients of one destination: connect, send, collect results.
 
-Transactions (`Job`s: one message, one envelope sender, one or more recipients of the domain)
+Transactions (`Job`s: one message, one envelope sender, one or more recipients of one domain)
 go out over up to `max_connections_per_host` lanes that share a queue, each lane keeping its
 session for the next job (connection reuse) until the pool's per-connection message limit.
 Destinations are tried in order: a static route, or the MX hosts by preference and, within one
 host, each of its addresses; a refused connection, a refused greeting or a failed TLS setup
-moves on to the next one. When none can be reached, every job still queued is deferred with the
-last error. DNS answers decide at once: NXDOMAIN and null MX bounce, a failed lookup defers.
+moves on to the next one. A lane that reaches none gives up alone while another lane is still
+sending; when the last one gives up, every job still queued is deferred with its last error.
+DNS answers decide at once: NXDOMAIN and null MX bounce, a failed lookup defers.
 """
 
 from __future__ import annotations
@@ -81,10 +82,13 @@ class DomainDelivery:
         them (one MX for many domains, a smarthost) go out over the same lanes."""
         queue = deque(jobs)
         lanes = max(1, min(len(jobs), self.pool.slots.max_per_key))
-        await asyncio.gather(*(self._lane(destinations, queue, results) for _ in range(lanes)))
+        alive = [lanes]  # lanes that have not given up on connecting
+        await asyncio.gather(
+            *(self._lane(destinations, queue, results, alive) for _ in range(lanes)))
 
     async def _lane(
-        self, destinations: list[Destination], queue: deque[Job], results: list[Result]
+        self, destinations: list[Destination], queue: deque[Job], results: list[Result],
+        alive: list[int],
     ) -> None:
         held: tuple[Destination, Any] | None = None
         try:
@@ -93,7 +97,10 @@ class DomainDelivery:
                     try:
                         held = await self._connect(destinations)
                     except _Unreachable as exc:
-                        while queue:  # nowhere to go: the whole domain waits for a retry
+                        alive[0] -= 1
+                        if alive[0]:  # another lane is sending (a "421 too many connections"
+                            return    # on the n-th connection): leave the queue to it
+                        while queue:  # nowhere to go: all of it waits for a retry
                             results += [error_result(c, exc.error, remote_host=exc.remote_host)
                                         for c in queue.popleft().claims]
                         return

@@ -23,7 +23,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 from postroom.delivery import outcomes, verp
 from postroom.delivery.attempt import DomainDelivery, Job, route_failed
@@ -49,7 +49,7 @@ RENDER_CHUNK = 50
 MAX_CHUNK_BYTES = 32 << 20
 Loaded = dict[str, tuple[MessageRecord, bytes, Account | None]]
 #: Where a domain's mail goes: its destinations, its lookup's error, or a lookup still running.
-Route = "list[Destination] | BaseException | asyncio.Future[list[Destination]]"
+Route: TypeAlias = list[Destination] | BaseException | asyncio.Future[list[Destination]]
 #: Domains that share destinations: a label for the logs, the route, their claims.
 Group = tuple[str, Route, list[Claim]]
 
@@ -114,7 +114,12 @@ class BatchDelivery:
             else:
                 lookups[domain] = asyncio.ensure_future(router.route(domain))
         if lookups:
-            await asyncio.sleep(0)  # a lookup that the cache answers ends in its first step
+            try:
+                await asyncio.sleep(0)  # a lookup that the cache answers ends in its first step
+            except BaseException:  # cancelled (shutdown): leave no lookup behind
+                for lookup in lookups.values():
+                    lookup.cancel()
+                raise
             for domain, lookup in lookups.items():
                 if not lookup.done():
                     routes[domain] = lookup
@@ -126,8 +131,8 @@ class BatchDelivery:
         for domain, claims in by_domain.items():
             route = routes[domain]
             key: object = domain
-            if isinstance(route, list):  # the same hosts in any order: MX ties are shuffled
-                key = tuple(sorted(d.key for d in route))
+            if isinstance(route, list):  # every setting and preference alike; MX ties are
+                key = tuple(sorted(route, key=lambda d: (d.preference, d.key)))  # shuffled
             if key in groups:
                 groups[key][0].append(domain)
                 groups[key][2].extend(claims)

@@ -1,0 +1,77 @@
+"""Lanes to one destination: a lane that cannot connect (say the relay's "421 too many
+connections" on the n-th connection) gives up alone while another lane is sending; only when
+every lane has given up is what is left deferred."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from types import SimpleNamespace
+from typing import Any
+
+from postroom.delivery.attempt import DomainDelivery, Job
+from postroom.delivery.pool import Pool
+from postroom.delivery.routing import Destination
+from postroom.model import Claim
+from postroom.smtp.client import ClientTimeouts, DeliveryError
+from postroom.smtp.replies import reply
+
+NOW = datetime.now(UTC)
+RELAY = Destination(host="relay.local", port=2526, tls="off", source="route")
+
+
+class Session:
+    def __init__(self) -> None:
+        self.transactions = 0
+        self.usable = True
+
+    async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> Any:
+        await asyncio.sleep(0.002)  # the relay takes a moment: the other lanes get going
+        self.transactions += 1
+        return SimpleNamespace(outcomes={r: reply(250, "2.0.0", "Ok: queued") for r in rcpts})
+
+    async def close(self) -> None:
+        self.usable = False
+
+
+def jobs(count: int) -> list[Job]:
+    return [Job((Claim(recipient_id=n, message_id=f"m{n}", account_id="a", mail_from="s@x.test",
+                       address=f"u{n}@d{n % 5}.test", domain=f"d{n % 5}.test", attempts=0,
+                       created_at=NOW, lease_until=NOW),), "s@x.test", b"data") for n in range(count)]
+
+
+def deliver(refuse: set[int], count: int = 30) -> tuple[list[Any], int]:
+    """Deliver `count` jobs over 3 lanes; the connection attempts numbered in `refuse` fail."""
+    opened = [0]
+
+    async def main() -> list[Any]:
+        domains = DomainDelivery(router=None, resolver=None,  # type: ignore[arg-type]
+                                 pool=Pool(max_total=10, max_per_key=3, max_messages=100),
+                                 helo_name="postroom.test", timeouts=ClientTimeouts())
+
+        async def open_(dest: Destination) -> Session:
+            opened[0] += 1
+            if opened[0] in refuse:
+                raise DeliveryError("421 4.7.0 Too many connections")
+            return Session()
+
+        domains._open = open_  # type: ignore[method-assign]
+        results: list[Any] = []
+        await domains.deliver_to([RELAY], jobs(count), results)
+        return results
+
+    return asyncio.run(main()), opened[0]
+
+
+def test_one_refused_connection_leaves_the_queue_to_the_other_lanes() -> None:
+    results, opened = deliver(refuse={2})
+    assert opened == 3
+    assert len(results) == 30
+    assert all(r.reply.startswith("250") for r in results), [r.reply for r in results]
+
+
+def test_when_every_lane_is_refused_the_rest_is_deferred() -> None:
+    results, opened = deliver(refuse={1, 2, 3})
+    assert opened == 3 and len(results) == 30
+    assert all("Too many connections" in r.reply for r in results)
+    assert {r.outcome.kind.value for r in results} == {"deferred"}
