@@ -18,7 +18,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from postroom.config.heap import settle_heap
+from postroom.config.heap import BACKGROUND_SWITCH_INTERVAL_S, settle_heap
 from postroom.config.settings import Settings
 
 __all__ = ["Serve", "run_child", "supervise"]
@@ -82,7 +82,7 @@ def run_child(dumped: dict[str, Any], parent: int, serve: Serve,
             watchdog.cancel()
 
     try:
-        settle_heap()  # start-up is done: see config/heap.py
+        settle_heap(BACKGROUND_SWITCH_INTERVAL_S)  # start-up is done: see config/heap.py
         with asyncio.Runner(loop_factory=loop_factory) as runner, \
                 contextlib.suppress(asyncio.CancelledError):
             runner.run(main())
