@@ -13,6 +13,7 @@ import pytest
 from postroom.store.engine import Database
 from postroom.store.errors import StoreUnavailable
 from postroom.store.write_lock import WriteLock
+from support.write_lock import write_lock_held
 
 _HOLD = """
 import sys, time
@@ -140,3 +141,36 @@ def test_postgresql_has_no_lock(url: str) -> None:
         assert db.write_lock is None
     finally:
         db.dispose()
+
+
+def test_a_request_path_gives_up_on_another_process_hold(tmp_path: Path) -> None:
+    """Writes that clients wait on (HTTP requests, CLI commands) poll for the lock for at most
+    the timeout and then fail with StoreUnavailable; the hot paths' blocking wait has no
+    deadline and simply goes on once the holder lets go."""
+    db = Database(f"sqlite:///{tmp_path / 'q.db'}")
+    assert db.write_lock is not None
+    db.write_lock.timeout = 0.3
+    try:
+        with db.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+        with write_lock_held(tmp_path / "q.db"):
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="another process holds it"), \
+                    db.write() as conn:
+                conn.exec_driver_sql("INSERT INTO t VALUES (1)")
+            assert 0.25 <= time.monotonic() - started < 3.0
+            blocked = threading.Thread(target=_insert_blocking, args=(db,))
+            blocked.start()
+            blocked.join(0.5)
+            assert blocked.is_alive()  # still waiting, well past the timeout
+        blocked.join(10)
+        assert not blocked.is_alive()
+        with db.read() as conn:
+            assert conn.exec_driver_sql("SELECT x FROM t").fetchall() == [(2,)]
+    finally:
+        db.dispose()
+
+
+def _insert_blocking(db: Database) -> None:
+    with db.write(blocking=True) as conn:
+        conn.exec_driver_sql("INSERT INTO t VALUES (2)")

@@ -52,7 +52,7 @@ def claim_due(
     b = fastsql.for_dialect(db.engine.dialect)
     due = _DUE if b.sqlite else _DUE + " FOR UPDATE SKIP LOCKED"
     at = b.ts(now)
-    with db.write() as conn, fastsql.cursor(conn) as cur:
+    with db.write(blocking=True) as conn, fastsql.cursor(conn) as cur:
         cur.execute(b.q(due), (*PENDING, at, at, limit))
         ids = [row[0] for row in cur.fetchall()]
         if not ids:

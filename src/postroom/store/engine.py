@@ -121,9 +121,12 @@ class Database:
                       timeout=BUSY_TIMEOUT_MS / 1000)
             if self.is_sqlite else None)
 
-    def writing(self) -> AbstractContextManager[None]:
-        """Hold the store's write lock (SQLite; nothing on PostgreSQL) around a transaction."""
-        return self.write_lock.held() if self.write_lock is not None else nullcontext()
+    def writing(self, *, blocking: bool = False) -> AbstractContextManager[None]:
+        """Hold the store's write lock (SQLite; nothing on PostgreSQL) around a transaction;
+        `blocking` for the hot paths only (see write_lock.py)."""
+        if self.write_lock is None:
+            return nullcontext()
+        return self.write_lock.held(blocking=blocking)
 
     @property
     def is_sqlite(self) -> bool:
@@ -136,9 +139,10 @@ class Database:
             yield conn
 
     @contextmanager
-    def write(self) -> Iterator[Connection]:
-        """A write transaction, committed on normal exit (BEGIN IMMEDIATE on SQLite)."""
-        with translated(), self.writing(), self.engine.connect() as conn:
+    def write(self, *, blocking: bool = False) -> Iterator[Connection]:
+        """A write transaction, committed on normal exit (BEGIN IMMEDIATE on SQLite).
+        `blocking`: wait for another process's write without a deadline (hot paths only)."""
+        with translated(), self.writing(blocking=blocking), self.engine.connect() as conn:
             if self.is_sqlite:
                 conn.execution_options(**{_WRITE: True})
             with conn.begin():
@@ -176,7 +180,7 @@ class KeptConnection:
     def transaction(self) -> Iterator[Any]:
         """A driver cursor in a write transaction, committed on normal exit."""
         dialect = self._db.engine.dialect
-        with translated(), self._db.writing(), driver_errors(dialect):
+        with translated(), self._db.writing(blocking=True), driver_errors(dialect):
             conn = self._connection()
             cur = conn.cursor()
             try:

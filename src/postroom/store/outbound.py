@@ -45,7 +45,7 @@ def record_outcomes(
     """
     if not items:
         return set()
-    with db.write() as conn:
+    with db.write(blocking=True) as conn:  # delivery's hot path (see write_lock.py)
         done = finish_many(conn, owner, items)
         if follow_ups is not None and done:
             extra = follow_ups(done)

@@ -84,7 +84,7 @@ def _cursor(db: Database) -> tuple[int, list[list[float]], int]:
     with db.read() as conn:
         row = conn.execute(query).first()
     if row is None:  # the migration makes it; a wiped table starts at the log's end
-        with db.write() as conn:
+        with db.write(blocking=True) as conn:  # background: see write_lock.py
             top = conn.execute(select(func.max(events.c.id))).scalar() or 0
             conn.execute(db.insert(webhook_cursor).values(
                 name=CURSOR, position=top, gaps=[], version=0, updated_at=rows.utc_now(),
@@ -137,7 +137,7 @@ def dispatch(db: Database, plan: Planner, *, limit: int, give_up_after: float) -
     kept += [[i, now_s] for i in range(position + 1, top + 1) if i not in done]
     kept = kept[-MAX_GAPS:]
     now = rows.utc_now()
-    with db.write() as conn:
+    with db.write(blocking=True) as conn:  # background: see write_lock.py
         moved = conn.execute(update(webhook_cursor).where(
             webhook_cursor.c.name == CURSOR, webhook_cursor.c.version == version,
         ).values(position=top, gaps=kept, version=version + 1, updated_at=now)).rowcount
@@ -190,7 +190,7 @@ def claim(db: Database, owner: str, *, now: datetime, limit: int, lease_seconds:
         due = due.where(d.endpoint.not_in(list(skip)))
     if not db.is_sqlite:
         due = due.with_for_update(skip_locked=True)
-    with db.write() as conn:
+    with db.write(blocking=True) as conn:  # background: see write_lock.py
         taken: dict[str, int] = {}
         ids = []
         for did, endpoint in conn.execute(due):
@@ -235,7 +235,7 @@ def record(db: Database, owner: str, outcomes: Sequence[AttemptOutcome]) -> int:
     d = webhook_deliveries.c
     changed = 0
     now = rows.utc_now()
-    with db.write() as conn:
+    with db.write(blocking=True) as conn:  # background: see write_lock.py
         for o in outcomes:
             rows.require_aware(o.next_attempt_at, "next_attempt_at")
             changed += conn.execute(update(webhook_deliveries).where(
@@ -252,7 +252,7 @@ def record(db: Database, owner: str, outcomes: Sequence[AttemptOutcome]) -> int:
 
 def release(db: Database, owner: str) -> int:
     """Drop `owner`'s leases (graceful stop): those deliveries are due again at once."""
-    with db.write() as conn:
+    with db.write(blocking=True) as conn:  # background: see write_lock.py
         return int(conn.execute(update(webhook_deliveries).where(
             webhook_deliveries.c.lease_owner == owner,
         ).values(lease_owner=None, lease_until=None)).rowcount)

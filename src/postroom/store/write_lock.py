@@ -18,12 +18,14 @@ The lock only makes waiting cheaper; SQLite still guards the data. So it never m
 fail that would have worked: a lock file that cannot be opened (another user made it, a
 read-only directory) turns the lock off for this process, with one warning. Threads of one
 process wait at most `timeout` (SQLite's busy timeout), then fail with `StoreUnavailable` (the
-ingress answers 451). Across processes the wait is a blocking `flock`, which cannot be given a
-deadline: a holder that hangs inside its transaction (a stuck disk) makes the other processes'
-writers wait with it instead of failing after 30 s. Polling with non-blocking tries (50 µs to
-0.5 ms apart) would bound it, but cost 12 % of end-to-end throughput in paired runs. The callers
-are bounded instead: each enqueue gives up after `[storage] commit_timeout` (commit.py), so
-clients hear 451/503 rather than hang (docs/ARCHITECTURE.md).
+ingress answers 451). Across processes, the hot and background paths (the group-commit writer,
+delivery's claims and outcomes, the webhook queue) wait with a blocking `flock`, which cannot be given a deadline: a holder
+that hangs inside its transaction (a stuck disk) makes them wait with it. Polling with
+non-blocking tries would bound that, but cost 12 % of end-to-end throughput in paired runs; the
+writer's callers are bounded instead (each enqueue gives up after `[storage] commit_timeout`,
+commit.py). Every other writer (HTTP requests, CLI commands, inbound bounces) polls with
+non-blocking tries 50 µs to 2 ms apart for at most `timeout`, then fails with StoreUnavailable
+(HTTP 503) rather than hang (docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import fcntl
 import logging
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +42,10 @@ from pathlib import Path
 from postroom.store.errors import StoreUnavailable
 
 log = logging.getLogger("postroom.store")
+
+#: Bounded waits poll for the file lock this often: from 50 µs, doubling, up to 2 ms.
+POLL_FIRST_S = 0.00005
+POLL_MAX_S = 0.002
 
 
 class WriteLock:
@@ -54,11 +61,15 @@ class WriteLock:
         self._off = False  # the lock file could not be opened: SQLite's busy handler only
 
     @contextmanager
-    def held(self) -> Iterator[None]:
+    def held(self, *, blocking: bool = False) -> Iterator[None]:
+        """`blocking`: wait for another process's hold without a deadline, woken the moment
+        it ends (the hot paths: the group-commit writer, delivery's claims and outcomes, which
+        no client waits on directly). Otherwise poll for at most `timeout` seconds, then raise
+        StoreUnavailable: a request or a command must not hang behind a stuck writer."""
         if not self._mutex.acquire(timeout=self.timeout):  # waits without the interpreter lock
             raise StoreUnavailable("timed out waiting for the store's write lock")
         try:
-            locked = self._depth == 0 and self._lock_file()  # the outermost takes the file
+            locked = self._depth == 0 and self._lock_file(blocking)  # the outermost takes it
             self._depth += 1
             try:
                 yield
@@ -69,13 +80,27 @@ class WriteLock:
         finally:
             self._mutex.release()
 
-    def _lock_file(self) -> bool:
+    def _lock_file(self, blocking: bool) -> bool:
         """Take the file lock (True), or go on without it (False) when it cannot be had."""
         fd = self._descriptor()
         if fd < 0:
             return False
-        fcntl.flock(fd, fcntl.LOCK_EX)  # waits without the interpreter lock
-        return True
+        if blocking:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits without the interpreter lock
+            return True
+        deadline = time.monotonic() + self.timeout
+        pause = POLL_FIRST_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailable(
+                        "timed out waiting for the store's write lock (another process holds"
+                        " it)") from None
+                time.sleep(pause)
+                pause = min(pause * 2, POLL_MAX_S)
 
     def close(self) -> None:
         if not self._mutex.acquire(timeout=self.timeout):
