@@ -161,7 +161,7 @@ def test_a_request_path_gives_up_on_another_process_hold(tmp_path: Path) -> None
             assert 0.25 <= time.monotonic() - started < 3.0
             blocked = threading.Thread(target=_insert_blocking, args=(db,))
             blocked.start()
-            blocked.join(0.5)
+            blocked.join(1.5)
             assert blocked.is_alive()  # still waiting, well past the timeout
         blocked.join(10)
         assert not blocked.is_alive()
@@ -174,3 +174,30 @@ def test_a_request_path_gives_up_on_another_process_hold(tmp_path: Path) -> None
 def _insert_blocking(db: Database) -> None:
     with db.write(blocking=True) as conn:
         conn.exec_driver_sql("INSERT INTO t VALUES (2)")
+
+
+def test_a_poller_leaves_the_process_mutex_free_between_tries(tmp_path: Path) -> None:
+    """While one thread polls for a lock another process holds, the others of its process (the
+    group-commit writer) can still take their turn at the mutex instead of queueing behind it."""
+    lock = WriteLock(tmp_path / "db-writer.lock", timeout=3.0)
+    outcome: list[BaseException | None] = []
+
+    def poll() -> None:
+        try:
+            with lock.held():
+                outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    with write_lock_held(tmp_path / "db"):  # holds tmp_path/"db-writer.lock"
+        poller = threading.Thread(target=poll)
+        poller.start()
+        time.sleep(0.1)
+        free = 0
+        for _ in range(50):
+            if lock._mutex.acquire(timeout=0.01):
+                lock._mutex.release()
+                free += 1
+        assert poller.is_alive() and free > 0
+    poller.join(5)
+    assert outcome == [None]  # and it got the lock once the other process let go

@@ -54,7 +54,7 @@ def purge(db: Database, before: datetime, *, limit: int = 5000) -> int:
     """Forget up to `limit` finished deliveries (and their attempts) last changed before
     `before`; returns how many. Pending ones are never purged."""
     d = webhook_deliveries.c
-    with db.write() as conn:
+    with db.write(blocking=True) as conn:  # background: see write_lock.py
         ids = list(conn.execute(select(d.id).where(
             d.status != DeliveryStatus.PENDING.value, d.updated_at < before,
         ).limit(limit)).scalars())

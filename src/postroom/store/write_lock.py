@@ -19,7 +19,7 @@ fail that would have worked: a lock file that cannot be opened (another user mad
 read-only directory) turns the lock off for this process, with one warning. Threads of one
 process wait at most `timeout` (SQLite's busy timeout), then fail with `StoreUnavailable` (the
 ingress answers 451). Across processes, the hot and background paths (the group-commit writer,
-delivery's claims and outcomes, the webhook queue) wait with a blocking `flock`, which cannot be given a deadline: a holder
+delivery's claims and outcomes, the webhook queue and purge) wait with a blocking `flock`, which cannot be given a deadline: a holder
 that hangs inside its transaction (a stuck disk) makes them wait with it. Polling with
 non-blocking tries would bound that, but cost 12 % of end-to-end throughput in paired runs; the
 writer's callers are bounded instead (each enqueue gives up after `[storage] commit_timeout`,
@@ -63,13 +63,29 @@ class WriteLock:
     @contextmanager
     def held(self, *, blocking: bool = False) -> Iterator[None]:
         """`blocking`: wait for another process's hold without a deadline, woken the moment
-        it ends (the hot paths: the group-commit writer, delivery's claims and outcomes, which
-        no client waits on directly). Otherwise poll for at most `timeout` seconds, then raise
-        StoreUnavailable: a request or a command must not hang behind a stuck writer."""
-        if not self._mutex.acquire(timeout=self.timeout):  # waits without the interpreter lock
-            raise StoreUnavailable("timed out waiting for the store's write lock")
+        it ends (the hot and background paths, which no client waits on directly). Otherwise
+        poll for at most `timeout` seconds in all, then raise StoreUnavailable: a request or a
+        command must not hang behind a stuck writer. A poller lets go of this process's mutex
+        between its tries, so the group-commit writer in the same process is not held up."""
+        deadline = time.monotonic() + self.timeout
+        pause = POLL_FIRST_S
+        while True:
+            if not self._mutex.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise StoreUnavailable("timed out waiting for the store's write lock")
+            if self._depth:  # re-entered: the outermost hold has the file
+                locked = False
+                break
+            got = self._lock_file(blocking)
+            if got is not None:
+                locked = got
+                break
+            self._mutex.release()
+            if time.monotonic() >= deadline:
+                raise StoreUnavailable("timed out waiting for the store's write lock (another"
+                                       " process holds it)")
+            time.sleep(pause)
+            pause = min(pause * 2, POLL_MAX_S)
         try:
-            locked = self._depth == 0 and self._lock_file(blocking)  # the outermost takes it
             self._depth += 1
             try:
                 yield
@@ -80,27 +96,20 @@ class WriteLock:
         finally:
             self._mutex.release()
 
-    def _lock_file(self, blocking: bool) -> bool:
-        """Take the file lock (True), or go on without it (False) when it cannot be had."""
+    def _lock_file(self, blocking: bool) -> bool | None:
+        """Take the file lock (True), go on without it (False) when it cannot be had, or
+        None: another process holds it (only when not `blocking`)."""
         fd = self._descriptor()
         if fd < 0:
             return False
         if blocking:
             fcntl.flock(fd, fcntl.LOCK_EX)  # waits without the interpreter lock
             return True
-        deadline = time.monotonic() + self.timeout
-        pause = POLL_FIRST_S
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return True
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise StoreUnavailable(
-                        "timed out waiting for the store's write lock (another process holds"
-                        " it)") from None
-                time.sleep(pause)
-                pause = min(pause * 2, POLL_MAX_S)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None
+        return True
 
     def close(self) -> None:
         if not self._mutex.acquire(timeout=self.timeout):
