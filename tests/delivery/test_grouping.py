@@ -7,14 +7,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 from postroom.config.settings import DeliverySettings
+from postroom.delivery import worker
+from postroom.delivery.attempt import Job
 from postroom.delivery.dns import DnsPermanentError, MxHost, MxResult
+from postroom.delivery.outcomes import RetryPolicy
 from postroom.delivery.routing import Router
+from postroom.delivery.signing import SignerCache
 from postroom.delivery.worker import BatchDelivery
 from postroom.model import Claim
+from postroom.store import Store
+from store.factories import make_message
 
 NOW = datetime.now(UTC)
 SHARED = (MxHost("mx1.shared.example", 10), MxHost("mx2.shared.example", 10))
@@ -82,3 +90,40 @@ def test_domains_sharing_destinations_form_one_group() -> None:
     assert isinstance(route, asyncio.Future) and ids == [4]  # its own group, still looking up
     route, ids = by_label["gone.test"]
     assert isinstance(route, DnsPermanentError) and ids == [5]
+
+
+def test_a_message_to_several_domains_of_a_group_is_rendered_once(tmp_path: Path,
+                                                                  monkeypatch: Any) -> None:
+    """Its copy (Received, DKIM-Signature) is the same for every domain of the group: made and
+    signed once, one transaction per domain still."""
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    try:
+        account = store.create_account("acme", sender_domains=["acme.test"])
+        message = make_message(account.id, "u1@a.test", "u2@b.test", "u3@a.test")
+        asyncio.run(store.enqueue(message))
+        claims = store.claim_due("w", now=datetime.now(UTC) + timedelta(seconds=1), limit=10,
+                                 lease_seconds=300)
+        batch = BatchDelivery(
+            store=store, domains=SimpleNamespace(router=None),  # type: ignore[arg-type]
+            signers=SignerCache(store.get_dkim_key), policy=RetryPolicy(60, 7200, 432000),
+            hostname="postroom.test", verp_secret=b"s" * 32, deadline=60)
+        made: list[bytes] = []
+
+        def counted(*args: Any, **kwargs: Any) -> bytes:
+            made.append(real(*args, **kwargs))
+            return made[-1]
+
+        real = worker.render_copy
+        monkeypatch.setattr(worker, "render_copy", counted)
+
+        async def jobs() -> list[Job]:
+            loaded = await batch._load(claims)
+            return [job async for chunk in batch._jobs(claims, loaded, []) for job in chunk]
+
+        found = asyncio.run(jobs())
+    finally:
+        store.close()
+    assert len(made) == 1
+    assert sorted(sorted(c.address for c in j.claims) for j in found) == [
+        ["u1@a.test", "u3@a.test"], ["u2@b.test"]]
+    assert all(j.data is made[0] for j in found)

@@ -190,13 +190,17 @@ class BatchDelivery:
             by_message[c.message_id, c.domain].append(c)
         jobs: list[Job] = []
         size = 0
+        shared: dict[str, bytes] = {}  # a message's one copy, rendered and signed once
         for (message_id, _), group in by_message.items():
             record, raw, account = loaded[message_id]
             copies, positions = await self.copies.prepare(record, raw, account)
             signer = await self._signer(copies.header_from or record.header_from)
             bounce = account.bounce_address if account and record.mail_from else None
             if not copies.per_recipient:
-                data = render_copy(copies.shared(), record, self.hostname, signer)
+                data = shared.get(message_id)
+                if data is None:  # the group's other domains of this message reuse it
+                    data = shared[message_id] = render_copy(copies.shared(), record,
+                                                            self.hostname, signer)
                 if bounce:
                     jobs += [Job((c,), self._return_path(c, bounce, record), data) for c in group]
                 else:
