@@ -90,7 +90,8 @@ class Bench:
             f'[http]\nlisten = "127.0.0.1:{self.http}"\n'
             "[delivery]\nenabled = true\ntls = \"off\"\npoll_seconds = 0.1\n"
             f'[delivery.routes]\n"*" = "127.0.0.1:{self.sink_port}"\n'
-            f"[webhooks]\nenabled = {str(self.webhooks).lower()}\n")
+            f"[webhooks]\nenabled = {str(self.webhooks).lower()}\n"
+            "allow_private_targets = true\n")  # receivers on loopback
         self.cli("accounts", "create", "bench", "--sender-domain", "example.com",
                  "--trusted-network", "127.0.0.0/8")
         self.cli("domains", "add", "example.com", "--selector", "s1")

@@ -68,7 +68,8 @@ def write_config(workdir: Path, sink_port: int, webhooks: bool) -> Path:
         f'[http]\nlisten = "127.0.0.1:{free_port()}"\n'
         '[delivery]\nenabled = true\ntls = "off"\npoll_seconds = 0.1\n'
         f'routes = {{ "*" = "127.0.0.1:{sink_port}" }}\n'
-        f"[webhooks]\nenabled = {str(webhooks).lower()}\n")
+        f"[webhooks]\nenabled = {str(webhooks).lower()}\n"
+        "allow_private_targets = true\n")  # its receiver is on loopback
     return config
 
 

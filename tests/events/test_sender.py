@@ -19,7 +19,8 @@ from support.databases import sqlite_url
 from support.http_receiver import HttpReceiver
 
 FAST = WebhookSettings(retry_base_seconds=0.1, retry_max_seconds=0.5, poll_seconds=0.05,
-                       timeout_seconds=0.5, max_per_endpoint=2, max_concurrency=8)
+                       timeout_seconds=0.5, max_per_endpoint=2, max_concurrency=8,
+                       allow_private_targets=True)  # the receivers are on loopback
 
 
 @pytest.fixture

@@ -251,6 +251,12 @@ class WebhookSettings(_Section):
         description="Finished deliveries and their attempts are kept this long for "
         "`GET /v1/webhooks/{id}/deliveries`, then forgotten (the event log stays).",
     )
+    allow_private_targets: bool = Field(
+        False,
+        description="Let webhook and notify URLs reach loopback, private, link-local and other "
+        "non-public addresses (a receiver on this host or network). Off: such POSTs are refused "
+        "where the connection is made, so that API keys cannot reach internal services (SSRF).",
+    )
     secret_overlap_hours: float = Field(
         24.0, ge=0, le=720,
         description="After a secret rotation, how long the previous secret still signs "

@@ -23,6 +23,7 @@ import httpx
 from postroom import __version__
 from postroom.config.settings import WebhookSettings
 from postroom.events import policy, signing
+from postroom.events.egress import guarded_transport
 from postroom.model.webhooks import AttemptOutcome, DeliveryJob, DeliveryStatus
 
 log = logging.getLogger("postroom.events")
@@ -50,10 +51,12 @@ class Sender:
     def __init__(self, store: Any, settings: WebhookSettings, owner: str,
                  client: httpx.AsyncClient | None = None) -> None:
         self.store, self.settings, self.owner = store, settings, owner
+        limits = httpx.Limits(max_connections=settings.max_concurrency,
+                              max_keepalive_connections=settings.max_concurrency)
         self.client = client or httpx.AsyncClient(
             timeout=settings.timeout_seconds, follow_redirects=False, trust_env=False,
-            limits=httpx.Limits(max_connections=settings.max_concurrency,
-                                max_keepalive_connections=settings.max_concurrency))
+            limits=limits,
+            transport=None if settings.allow_private_targets else guarded_transport(limits))
         self.in_flight: dict[str, int] = defaultdict(int)
         self.cooling: dict[str, float] = {}
         self.wake = asyncio.Event()

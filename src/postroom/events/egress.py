@@ -1,0 +1,87 @@
+"""Where webhook and notify POSTs may go: public addresses only, unless configured otherwise.
+
+Why: any account with an API key chooses these URLs, and Postroom POSTs to them from inside the
+sender's network. Without a check, `http://169.254.169.254/...` (a cloud's instance metadata),
+`http://127.0.0.1:8025/admin/...` or a database on the private network would be reachable
+through it (server-side request forgery). The check runs where the connection is made, on the
+addresses the name resolves to at that moment, so a name that resolves to a public address
+when the webhook is registered and to a private one later (DNS rebinding) is refused too.
+
+`[webhooks] allow_private_targets = true` lifts it, for receivers on the same host or network
+(tests, an internal event consumer). Redirects are never followed (sender.py), so a public
+receiver cannot bounce a POST inward either.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Iterable
+from typing import Any
+
+import httpcore
+import httpx
+
+__all__ = ["GuardedBackend", "guarded_transport", "is_public"]
+
+
+def is_public(address: str) -> bool:
+    """A globally routable unicast address (not loopback, private, link-local, shared,
+    reserved, multicast or unspecified); IPv4-mapped IPv6 is judged as the IPv4 it maps."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_global and not ip.is_multicast
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend, refusing connections to non-public addresses."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend | None = None) -> None:
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            infos = await asyncio.wait_for(
+                loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout)
+        except (OSError, TimeoutError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+        refused = [a for a in addresses if not is_public(a)]
+        if refused or not addresses:
+            raise httpcore.ConnectError(
+                f"refused: {host} resolves to a non-public address ({', '.join(refused)}); "
+                "[webhooks] allow_private_targets allows it")
+        return await self._inner.connect_tcp(addresses[0], port, timeout=timeout,
+                                             local_address=local_address,
+                                             socket_options=socket_options)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None,
+                                  ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError("refused: unix sockets are not webhook receivers")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+def guarded_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
+    """An httpx transport whose connections go through GuardedBackend.
+
+    httpx takes no network backend, so its connection pool is replaced by an equivalent one
+    that has it (`_pool` is what `handle_async_request` uses; tests/events/test_egress.py
+    fails if that ever changes)."""
+    transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=httpx.create_ssl_context(trust_env=False),
+        max_connections=limits.max_connections,
+        max_keepalive_connections=limits.max_keepalive_connections,
+        keepalive_expiry=limits.keepalive_expiry,
+        network_backend=GuardedBackend(),
+    )
+    return transport
