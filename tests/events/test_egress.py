@@ -29,6 +29,9 @@ from support.http_receiver import HttpReceiver
     ("::1", False), ("fe80::1%eth0", False), ("fd00::1", False), ("::ffff:127.0.0.1", False),
     ("::ffff:10.0.0.1", False), ("8.8.8.8", True), ("93.184.216.34", True),
     ("2001:4860:4860::8888", True), ("::ffff:8.8.8.8", True),
+    ("64:ff9b::a00:1", False), ("64:ff9b:1::a00:1", False), ("::7f00:1", False),
+    ("::ffff:0:7f00:1", False), ("2002:a9fe:a9fe::", False), ("fec0::1", False),
+    ("64:ff9b::808:808", True), ("2002:808:808::1", True),
 ])
 def test_which_addresses_are_public(address: str, public: bool) -> None:
     assert is_public(address) is public
@@ -97,3 +100,23 @@ def test_the_webhook_service_refuses_private_receivers_by_default(store: Store) 
             worker.stop()
         assert hook.requests == []
     assert "non-public address" in (d.history[0].error or "")
+
+
+def test_a_name_with_any_private_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.0.0.1", 443))])
+    inner = _Inner()
+    with pytest.raises(httpcore.ConnectError, match=r"non-public address \(10\.0\.0\.1\)"):
+        asyncio.run(GuardedBackend(inner).connect_tcp("mixed.example.com", 443))
+    assert inner.asked == []
+
+
+def test_each_checked_address_is_tried_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [
+        (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("2001:4860:4860::8888", 443, 0, 0)),
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))])
+    inner = _Inner()
+    with pytest.raises(httpcore.ConnectError, match="stop here"):
+        asyncio.run(GuardedBackend(inner).connect_tcp("dual.example.com", 443))
+    assert inner.asked == [("2001:4860:4860::8888", 443), ("93.184.216.34", 443)]

@@ -26,12 +26,28 @@ import httpx
 __all__ = ["GuardedBackend", "guarded_transport", "is_public"]
 
 
+#: IPv6 ranges that carry an IPv4 address in their last 32 bits and may reach it: NAT64
+#: (RFC 6052, RFC 8215), IPv4-compatible (deprecated) and SIIT (RFC 6145).
+_EMBEDDING = tuple(ipaddress.IPv6Network(n) for n in (
+    "64:ff9b::/96", "64:ff9b:1::/48", "::/96", "::ffff:0:0:0/96"))
+
+
 def is_public(address: str) -> bool:
     """A globally routable unicast address (not loopback, private, link-local, shared,
-    reserved, multicast or unspecified); IPv4-mapped IPv6 is judged as the IPv4 it maps."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    reserved, site-local, multicast or unspecified). An IPv6 address that embeds an IPv4 one
+    (mapped, NAT64, IPv4-compatible, SIIT, 6to4) is judged as that IPv4 address, since a
+    gateway may carry it there."""
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(
+        address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.is_site_local:
+            return False
+        if ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        elif ip.sixtofour is not None:
+            ip = ip.sixtofour
+        elif any(ip in net for net in _EMBEDDING):
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
 
 
@@ -57,9 +73,16 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
             raise httpcore.ConnectError(
                 f"refused: {host} resolves to a non-public address ({', '.join(refused)}); "
                 "[webhooks] allow_private_targets allows it")
-        return await self._inner.connect_tcp(addresses[0], port, timeout=timeout,
-                                             local_address=local_address,
-                                             socket_options=socket_options)
+        last: Exception | None = None
+        for address in addresses:  # each checked address in turn, as a name would be tried
+            try:
+                return await self._inner.connect_tcp(address, port, timeout=timeout,
+                                                     local_address=local_address,
+                                                     socket_options=socket_options)
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
 
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[Any] | None = None,
@@ -78,7 +101,7 @@ def guarded_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     fails if that ever changes)."""
     transport = httpx.AsyncHTTPTransport(limits=limits, trust_env=False)
     transport._pool = httpcore.AsyncConnectionPool(
-        ssl_context=httpx.create_ssl_context(trust_env=False),
+        ssl_context=transport._pool._ssl_context,  # the same verification as httpx's own
         max_connections=limits.max_connections,
         max_keepalive_connections=limits.max_keepalive_connections,
         keepalive_expiry=limits.keepalive_expiry,
