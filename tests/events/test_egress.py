@@ -18,6 +18,7 @@ from tests.store.factories import make_message
 from postroom.config.settings import WebhookSettings
 from postroom.events.egress import GuardedBackend, guarded_transport, is_public
 from postroom.events.service import WebhookThread
+from postroom.model.webhooks import DeliveryStatus
 from postroom.store import Store
 from support.databases import sqlite_url
 from support.http_receiver import HttpReceiver
@@ -100,6 +101,12 @@ def test_the_webhook_service_refuses_private_receivers_by_default(store: Store) 
             worker.stop()
         assert hook.requests == []
     assert "non-public address" in (d.history[0].error or "")
+    for _ in range(100):  # failed at once: retrying would only be refused again
+        [d] = store.list_webhook_deliveries(account.id, webhook.id)
+        if d.status is DeliveryStatus.FAILED:
+            break
+        time.sleep(0.05)
+    assert d.status is DeliveryStatus.FAILED and d.attempts == 1
 
 
 def test_a_name_with_any_private_address_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:

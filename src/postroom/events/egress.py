@@ -23,7 +23,7 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["GuardedBackend", "guarded_transport", "is_public"]
+__all__ = ["GuardedBackend", "RefusedTarget", "guarded_transport", "is_public"]
 
 
 #: IPv6 ranges that carry an IPv4 address in their last 32 bits and may reach it: NAT64
@@ -51,6 +51,11 @@ def is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
+class RefusedTarget(httpcore.ConnectError):
+    """A receiver at a non-public address: the delivery fails at once instead of retrying
+    for days (httpx raises its ConnectError from this one)."""
+
+
 class GuardedBackend(httpcore.AsyncNetworkBackend):
     """httpcore's network backend, refusing connections to non-public addresses."""
 
@@ -70,7 +75,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
         addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         refused = [a for a in addresses if not is_public(a)]
         if refused or not addresses:
-            raise httpcore.ConnectError(
+            raise RefusedTarget(
                 f"refused: {host} resolves to a non-public address ({', '.join(refused)}); "
                 "[webhooks] allow_private_targets allows it")
         last: Exception | None = None
@@ -87,7 +92,7 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
     async def connect_unix_socket(self, path: str, timeout: float | None = None,
                                   socket_options: Iterable[Any] | None = None,
                                   ) -> httpcore.AsyncNetworkStream:
-        raise httpcore.ConnectError("refused: unix sockets are not webhook receivers")
+        raise RefusedTarget("refused: unix sockets are not webhook receivers")
 
     async def sleep(self, seconds: float) -> None:
         await self._inner.sleep(seconds)

@@ -23,7 +23,7 @@ import httpx
 from postroom import __version__
 from postroom.config.settings import WebhookSettings
 from postroom.events import policy, signing
-from postroom.events.egress import guarded_transport
+from postroom.events.egress import RefusedTarget, guarded_transport
 from postroom.model.webhooks import AttemptOutcome, DeliveryJob, DeliveryStatus
 
 log = logging.getLogger("postroom.events")
@@ -127,6 +127,7 @@ class Sender:
         code: int | None = None
         error: str | None = None
         asked: float | None = None
+        refused = False
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
                 code, text, retry_after = await self._post(job, attempt)
@@ -137,11 +138,15 @@ class Sender:
             code, error = None, f"timeout after {self.settings.timeout_seconds:g} s"
         except (httpx.HTTPError, OSError) as exc:
             error = f"connection error: {type(exc).__name__}: {exc}"[:300]
+            refused = isinstance(exc.__cause__, RefusedTarget)
         finally:
             self.in_flight[job.endpoint] -= 1
             if self.in_flight[job.endpoint] <= 0:
                 del self.in_flight[job.endpoint]
-        self._outcomes.append(self._outcome(job, attempt, at, started, code, error, asked))
+        outcome = self._outcome(job, attempt, at, started, code, error, asked)
+        if refused:  # a non-public receiver stays one until the URL or the setting changes
+            outcome = replace(outcome, status=DeliveryStatus.FAILED, next_attempt_at=None)
+        self._outcomes.append(outcome)
         self.wake.set()
 
     async def _post(self, job: DeliveryJob, attempt: int) -> tuple[int, str, str | None]:
