@@ -174,3 +174,26 @@ def test_webhook_management_over_the_api_and_the_cli(world: Any) -> None:
     assert api.http.get(f"/v1/webhooks/{hook['id']}").status_code == 404
     assert api.http.get(f"/v1/webhooks/{hook['id']}/deliveries").status_code == 404
     assert api("GET", "/v1/webhooks/notify/deliveries") == []
+
+
+def test_internal_urls_are_refused_by_default_at_registration(tmp_path: Path) -> None:
+    """Without [webhooks] allow_private_targets, the API and the CLI refuse a webhook at a
+    non-public address at once (POSTs to names that resolve inward are refused when sent)."""
+    server = make_server(tmp_path)
+    key = server.create_account("shop", "--sender-domain", "shop.test")
+    made = server.cli("webhooks", "create", "http://127.0.0.1:9/in", "--account", "shop",
+                      check=False)
+    assert made.returncode == 2 and "non-public address" in made.stderr + made.stdout
+    server.start()
+    try:
+        r = httpx.post(f"http://127.0.0.1:{server.http}/v1/webhooks",
+                       json={"url": "http://169.254.169.254/latest"},
+                       headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert r.status_code == 400 and r.json()["code"] == "INVALID_DATA", r.text
+        assert "non-public address" in r.text
+        ok = httpx.post(f"http://127.0.0.1:{server.http}/v1/webhooks",
+                        json={"url": "https://hooks.example.com/in"},
+                        headers={"Authorization": f"Bearer {key}"}, timeout=10)
+        assert ok.status_code == 201, ok.text
+    finally:
+        server.stop()

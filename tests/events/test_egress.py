@@ -17,6 +17,7 @@ from tests.store.factories import make_message
 
 from postroom.config.settings import WebhookSettings
 from postroom.events.egress import GuardedBackend, guarded_transport, is_public
+from postroom.events.endpoints import url_problem
 from postroom.events.service import WebhookThread
 from postroom.model.webhooks import DeliveryStatus
 from postroom.store import Store
@@ -127,3 +128,14 @@ def test_each_checked_address_is_tried_in_turn(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(httpcore.ConnectError, match="stop here"):
         asyncio.run(GuardedBackend(inner).connect_tcp("dual.example.com", 443))
     assert inner.asked == [("2001:4860:4860::8888", 443), ("93.184.216.34", 443)]
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://127.0.0.1:9/in", True), ("http://localhost/in", True), ("http://a.localhost/", True),
+    ("http://[::1]:80/", True), ("http://169.254.169.254/latest", True),
+    ("http://10.0.0.5/hook", True), ("https://hooks.example.com/in", False),
+    ("https://8.8.8.8/in", False),
+])
+def test_registration_refuses_obviously_internal_urls(url: str, problem: bool) -> None:
+    assert (url_problem(url) is not None) is problem
+    assert url_problem(url, allow_private=True) is None

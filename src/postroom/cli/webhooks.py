@@ -39,11 +39,13 @@ def webhooks_create(
     """Create a webhook; its signing secret is printed once."""
     from postroom.events.endpoints import unknown_types, url_problem
 
-    problem = url_problem(url) or (f"unknown event types {unknown_types(event or [])}"
-                                   if unknown_types(event or []) else None)
+    settings = settings_from(config)
+    problem = url_problem(url, allow_private=settings.webhooks.allow_private_targets) or (
+        f"unknown event types {unknown_types(event or [])}" if unknown_types(event or [])
+        else None)
     if problem:
         raise fail(problem, 2)
-    store = open_store(settings_from(config))
+    store = open_store(settings)
     hook, secret = store.create_webhook(account_id_of(store, account), url,
                                         event_types=event or [], batch_size=batch_size,
                                         description=description)

@@ -5,14 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from postroom.events.egress import is_public
 from postroom.model.records import EventType
 
 MAX_URL = 2000
 MAX_BATCH = 1000
 
 
-def url_problem(url: str) -> str | None:
-    """Why `url` cannot be a webhook (None when it can): http(s), a host, no credentials."""
+def url_problem(url: str, *, allow_private: bool = False) -> str | None:
+    """Why `url` cannot be a webhook (None when it can): http(s), a host, no credentials, and
+    unless `allow_private` ([webhooks] allow_private_targets) not an obviously internal host
+    (a non-public IP literal, localhost). Names are checked again, resolved, at every POST
+    (egress.py); this only says so early."""
     if len(url) > MAX_URL:
         return f"the URL is longer than {MAX_URL} characters"
     try:
@@ -26,7 +30,20 @@ def url_problem(url: str) -> str | None:
         return "the URL must not carry credentials (deliveries are signed instead)"
     if any(c.isspace() for c in url):
         return "the URL contains whitespace"
+    if not allow_private and _internal(parts.hostname):
+        return ("the URL points at a non-public address ([webhooks] allow_private_targets "
+                "allows it)")
     return None
+
+
+def _internal(host: str) -> bool:
+    host = host.lower().rstrip(".")
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return not is_public(host)
+    except ValueError:  # a name: resolved and checked when a POST connects
+        return False
 
 
 def unknown_types(types: Sequence[str]) -> list[str]:

@@ -58,7 +58,8 @@ def _missing(webhook_id: str) -> ApiError:
 @router.post("/v1/webhooks", status_code=201, summary="Create a webhook (the secret is shown once)")
 async def create(request: Request, body: NewWebhook,
                  principal: Principal = Depends(require("send"))) -> dict[str, Any]:
-    problem = url_problem(body.url)
+    problem = url_problem(
+        body.url, allow_private=request.app.state.settings.webhooks.allow_private_targets)
     if problem:
         raise ApiError("INVALID_DATA", f"Unusable webhook URL: {problem}.", {"api_name": "url"})
     hook, secret = await asyncio.to_thread(
