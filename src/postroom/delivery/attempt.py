@@ -66,20 +66,11 @@ class DomainDelivery:
         self.router, self.resolver, self.pool = router, resolver, pool
         self.helo_name, self.timeouts = helo_name, timeouts
 
-    async def deliver(self, domain: str, jobs: Sequence[Job], results: list[Result]) -> None:
-        """Attempt `jobs`, appending one Result per claim to `results` as they are known
-        (so a caller that times out keeps what was settled)."""
-        try:
-            destinations = await self.router.route(domain)
-        except DnsError as exc:
-            results += route_failed(exc, [c for job in jobs for c in job.claims])
-            return
-        await self.deliver_to(destinations, jobs, results)
-
     async def deliver_to(self, destinations: list[Destination], jobs: Sequence[Job],
                          results: list[Result]) -> None:
-        """`deliver` once the destinations are known: jobs of several domains that share
-        them (one MX for many domains, a smarthost) go out over the same lanes."""
+        """Attempt `jobs` at `destinations` (the worker routed them: jobs of several domains
+        that share destinations go out over the same lanes), appending one Result per claim to
+        `results` as they are known (so a caller that times out keeps what was settled)."""
         queue = deque(jobs)
         lanes = max(1, min(len(jobs), self.pool.slots.max_per_key))
         alive = [lanes]  # lanes that have not given up on connecting

@@ -100,8 +100,7 @@ class GroupCommitWriter:
         """A caller's deadline (a loop callback): fail it unless it was settled meanwhile."""
         assert unit.future is not None
         if not unit.future.done():
-            unit.future.set_exception(StoreUnavailable(_late(self.commit_timeout,
-                                                             self._drop(unit))))
+            give_up(unit.future, self.commit_timeout, dropped=self._drop(unit))
 
     def _drop(self, unit: _Unit) -> bool:
         """Take `unit` out of the queue; False when the writer already has it."""
@@ -197,10 +196,11 @@ class GroupCommitWriter:
                 loop.call_soon_threadsafe(_settle_all, settled)
 
 
-def give_up(future: asyncio.Future[Any], seconds: float) -> None:
-    """The deadline of one waiting caller of another process's writer (writer_link.py)."""
+def give_up(future: asyncio.Future[Any], seconds: float, *, dropped: bool = False) -> None:
+    """Fail a caller whose deadline passed, unless it was settled meanwhile (also the deadline
+    of an ingress child waiting on its parent's writer, writer_link.py)."""
     if not future.done():
-        future.set_exception(StoreUnavailable(_late(seconds, dropped=False)))
+        future.set_exception(StoreUnavailable(_late(seconds, dropped)))
 
 
 def _late(seconds: float, dropped: bool) -> str:

@@ -100,21 +100,25 @@ class Binds:
 _PG_MAX_PARAMS = 30_000
 
 
-@functools.lru_cache(maxsize=256)
-def _multi_row_qmark(sql: str, count: int) -> str:
-    """'INSERT ... VALUES (?, 0) tail' for `count` rows: VALUES (?, 0), (?, 0) tail."""
+def _split_values(sql: str) -> tuple[str, str, str]:
+    """'INSERT ... VALUES (?, 0) tail' as ('INSERT ...', '(?, 0', ' tail')."""
     head, _, rest = sql.partition(" VALUES ")
     row, _, tail = rest.partition(")")
     assert "(" not in row[1:], f"a VALUES row with parentheses cannot be repeated: {sql}"
+    return head, row, tail
+
+
+@functools.lru_cache(maxsize=256)
+def _multi_row_qmark(sql: str, count: int) -> str:
+    """'INSERT ... VALUES (?, 0) tail' for `count` rows: VALUES (?, 0), (?, 0) tail."""
+    head, row, tail = _split_values(sql)
     return head + " VALUES " + ", ".join([row + ")"] * count) + tail
 
 
 @functools.lru_cache(maxsize=256)
 def _multi_row(sql: str, count: int) -> str:
     """'INSERT ... VALUES (?, 0) tail' for `count` rows, numbered: VALUES ($1, 0), ($2, 0)."""
-    head, _, rest = sql.partition(" VALUES ")
-    row, _, tail = rest.partition(")")
-    assert "(" not in row[1:], f"a VALUES row with parentheses cannot be repeated: {sql}"
+    head, row, tail = _split_values(sql)
     pieces = row.split("?")
     width = len(pieces) - 1
     values = []
