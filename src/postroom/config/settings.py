@@ -190,6 +190,12 @@ class DeliverySettings(_Section):
         description="Longest sleep of an idle worker before it looks for due mail again "
         "(it wakes earlier when the store says a retry is due).",
     )
+    claim_interval_seconds: float = Field(
+        0.1, ge=0, le=5,
+        description="After a claim that found fewer than batch_size due recipients, the next "
+        "claim (by any worker of the process) waits until this long after it, so that a queue "
+        "fed as fast as it drains is taken in batches, not one message at a time. 0: no wait.",
+    )
     idle_connection_seconds: float = Field(
         5.0, ge=0, description="Close an outbound connection left unused this long."
     )

@@ -1,0 +1,78 @@
+"""Claim pacing: after a partial batch the next claim waits, a full batch is followed at once."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from typing import Any
+
+from postroom.config.settings import DeliverySettings, Settings
+from postroom.delivery.service import DeliveryService
+
+
+class CountingStore:
+    """Answers claim_due with the next of `answers` (how many claims) and notes when."""
+
+    def __init__(self, answers: list[int]) -> None:
+        self.answers, self.calls = list(answers), []
+
+    def claim_due(self, owner: str, *, now: Any, limit: int, lease_seconds: float) -> list[int]:
+        self.calls.append(time.monotonic())
+        return list(range(min(self.answers.pop(0), limit)))
+
+
+def service(store: CountingStore, interval: float, batch: int = 3) -> DeliveryService:
+    delivery = DeliverySettings(nameservers=["127.0.0.1:9"], batch_size=batch,
+                                claim_interval_seconds=interval)
+    return DeliveryService(Settings(delivery=delivery), store)
+
+
+def gaps(calls: list[float]) -> list[float]:
+    return [b - a for a, b in itertools.pairwise(calls)]
+
+
+def test_a_partial_batch_spaces_the_next_claim() -> None:
+    store = CountingStore([1, 0, 2])
+    svc = service(store, 0.2)
+
+    async def three() -> list[int]:
+        return [len(await svc._claim("w0")) for _ in range(3)]
+
+    assert asyncio.run(three()) == [1, 0, 2]
+    assert all(gap >= 0.19 for gap in gaps(store.calls)), gaps(store.calls)
+
+
+def test_a_full_batch_is_followed_at_once() -> None:
+    store = CountingStore([3, 3, 1])
+    svc = service(store, 0.5)
+
+    async def three() -> list[int]:
+        return [len(await svc._claim("w0")) for _ in range(3)]
+
+    assert asyncio.run(three()) == [3, 3, 1]
+    assert all(gap < 0.25 for gap in gaps(store.calls)), gaps(store.calls)
+
+
+def test_workers_of_one_process_share_the_pace() -> None:
+    store = CountingStore([1, 1, 1])
+    svc = service(store, 0.15)
+
+    async def together() -> None:
+        await asyncio.gather(*(svc._claim(f"w{i}") for i in range(3)))
+
+    asyncio.run(together())
+    assert len(store.calls) == 3
+    assert all(gap >= 0.14 for gap in gaps(store.calls)), gaps(store.calls)
+
+
+def test_zero_interval_never_waits() -> None:
+    store = CountingStore([1] * 5)
+    svc = service(store, 0.0)
+
+    async def five() -> None:
+        for _ in range(5):
+            await svc._claim("w0")
+
+    asyncio.run(five())
+    assert store.calls[-1] - store.calls[0] < 0.25
