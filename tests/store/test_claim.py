@@ -9,6 +9,7 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import inspect
 
 from postroom.model import Account, EventType, RecipientStatus
 from postroom.store import Store
@@ -206,3 +207,29 @@ def test_concurrent_claimers_in_processes_never_share(store_url: str) -> None:
     claimed = [rid for ids in results for rid in ids]
     assert len(claimed) == len(set(claimed)), "a recipient was leased to two processes"
     assert set(claimed) == all_ids
+
+
+
+def test_only_leased_rows_are_indexed_by_owner(store: Store, account: Account) -> None:
+    """Accepted and finished recipients have no lease owner, so they are left out of the owner
+    index that every enqueue and outcome would otherwise write (migration 0008); the domain
+    index, which no query used, is gone."""
+    _fill(store, account, 2, 2)
+    store.claim_due("w1", now=_now(), limit=3, lease_seconds=LEASE)
+    engine = store._db.engine
+    with engine.connect() as conn:
+        names = {ix["name"] for ix in inspect(conn).get_indexes("recipients")}
+        if engine.dialect.name == "sqlite":
+            where = conn.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'ix_recipients_lease_owner'"
+            ).scalar_one()
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(
+                "EXPLAIN QUERY PLAN UPDATE recipients SET lease_owner = NULL"
+                " WHERE lease_owner = 'w1'"))
+            assert "ix_recipients_lease_owner" in plan, plan  # what release_leases runs
+        else:
+            where = conn.exec_driver_sql(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_recipients_lease_owner'"
+            ).scalar_one()
+    assert "lease_owner IS NOT NULL" in where
+    assert "ix_recipients_domain" not in names

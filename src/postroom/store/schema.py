@@ -36,6 +36,7 @@ from sqlalchemy import (
     Table,
     Text,
     false,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -157,16 +158,19 @@ recipients = Table(
     Column("message_id", String(ID), ForeignKey("messages.id", ondelete="CASCADE"),
            nullable=False, index=True),
     Column("address", String(320), nullable=False),
-    Column("domain", String(255), nullable=False, index=True),
+    Column("domain", String(255), nullable=False),  # no index: no query needs one (0008)
     Column("status", String(16), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("next_attempt_at", UTCDateTime),
-    Column("lease_owner", String(200), index=True),
+    Column("lease_owner", String(200)),
     Column("lease_until", UTCDateTime),
     Column("last_reply", Text),
     Column("remote_host", String(255)),
     Column("updated_at", UTCDateTime, nullable=False),
     Index(None, "status", "next_attempt_at"),
+    # only leased rows, the only ones release_leases can look for (0008)
+    Index("ix_recipients_lease_owner", "lease_owner", sqlite_where=text("lease_owner IS NOT NULL"),
+          postgresql_where=text("lease_owner IS NOT NULL")),
 )
 
 events = Table(
