@@ -17,6 +17,7 @@ file with bench/profile_report.py.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import resource
@@ -33,9 +34,10 @@ from postroom_server import CLK_TCK, ROOT, PostroomServer, descendants
 PY_SPY = ROOT / ".venv" / "bin" / "py-spy"
 
 
-def threads(pids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
-    """(pid, tid) -> (utime, stime) in ticks, for every thread of these processes."""
-    out: dict[tuple[int, int], tuple[int, int]] = {}
+def threads(pids: list[int]) -> dict[tuple[int, int], tuple[int, int, int, int]]:
+    """(pid, tid) -> (utime, stime in ticks, minor page faults, context switches), for every
+    thread of these processes."""
+    out: dict[tuple[int, int], tuple[int, int, int, int]] = {}
     for pid in pids:
         try:
             tids = os.listdir(f"/proc/{pid}/task")
@@ -47,7 +49,12 @@ def threads(pids: list[int]) -> dict[tuple[int, int], tuple[int, int]]:
             except OSError:
                 continue
             f = stat[stat.rindex(")") + 2:].split()
-            out[(pid, int(tid))] = (int(f[11]), int(f[12]))
+            switches = 0
+            with contextlib.suppress(OSError):
+                for line in Path(f"/proc/{pid}/task/{tid}/status").read_text().splitlines():
+                    if line.endswith("ctxt_switches") or "ctxt_switches:" in line:
+                        switches += int(line.split()[-1])
+            out[(pid, int(tid))] = (int(f[11]), int(f[12]), int(f[7]), switches)
     return out
 
 
@@ -177,16 +184,18 @@ def main() -> int:
     src_s = usage.ru_utime + usage.ru_stime
     print(f"  busy: {busy_s / n * 1e6:,.0f} µs/msg in all; smtp-source: {src_s / n * 1e6:,.0f} µs/msg"
           f" (user {usage.ru_utime:.2f} s, sys {usage.ru_stime:.2f} s)")
-    print("server threads (cores busy over the run; CPU µs per message, of it in the kernel):")
+    print("server threads (cores busy over the run; CPU µs per message, of it in the kernel;"
+          " minor page faults and context switches per message):")
     server_ticks = 0
-    for key, (user, system) in sorted(after_threads.items()):
-        user0, system0 = before_threads.get(key, (0, 0))
+    for key, (user, system, faults, switches) in sorted(after_threads.items()):
+        user0, system0, faults0, switches0 = before_threads.get(key, (0, 0, 0, 0))
         used, kernel = user - user0 + system - system0, system - system0
         server_ticks += used
         if used:
             label = tnames.get(key[1], "(no Python frames)")
             print(f"  pid {key[0]:>7} tid {key[1]:>7} {label:<26} {used / CLK_TCK / elapsed:5.2f} cores"
-                  f"  {used / CLK_TCK / n * 1e6:7,.0f} µs/msg ({100 * kernel / used:.0f} % system)")
+                  f"  {used / CLK_TCK / n * 1e6:7,.0f} µs/msg ({100 * kernel / used:.0f} % system)"
+                  f"  {(faults - faults0) / n:5.2f} flt {(switches - switches0) / n:5.2f} cs")
     print(f"  all server threads: {server_ticks / CLK_TCK / elapsed:.2f} cores,"
           f" {server_ticks / CLK_TCK / n * 1e6:,.0f} µs/msg")
     return 0 if stored == n else 1
