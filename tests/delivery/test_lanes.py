@@ -21,13 +21,20 @@ RELAY = Destination(host="relay.local", port=2526, tls="off", source="route")
 
 
 class Session:
-    def __init__(self) -> None:
+    def __init__(self, breaks_at: int = 0) -> None:
+        self.breaks_at = breaks_at  # this transaction breaks the session (0: none does)
         self.transactions = 0
         self.usable = True
+        self.opened = False  # a pipelining relay: the next transaction rides behind this one
 
-    async def send(self, mail_from: str, rcpts: list[str], data: bytes) -> Any:
+    async def send(self, mail_from: str, rcpts: list[str], data: bytes,
+                   then: Any = None) -> Any:
         await asyncio.sleep(0.002)  # the relay takes a moment: the other lanes get going
+        if self.transactions + 1 == self.breaks_at:
+            self.usable = self.opened = False
+            raise DeliveryError("connection lost after the final dot")
         self.transactions += 1
+        self.opened = then is not None
         return SimpleNamespace(outcomes={r: reply(250, "2.0.0", "Ok: queued") for r in rcpts})
 
     async def close(self) -> None:
@@ -40,8 +47,9 @@ def jobs(count: int) -> list[Job]:
                        created_at=NOW, lease_until=NOW),), "s@x.test", b"data") for n in range(count)]
 
 
-def deliver(refuse: set[int], count: int = 30) -> tuple[list[Any], int]:
-    """Deliver `count` jobs over 3 lanes; the connection attempts numbered in `refuse` fail."""
+def deliver(refuse: set[int], count: int = 30, breaks_at: int = 0) -> tuple[list[Any], int]:
+    """Deliver `count` jobs over 3 lanes; the connection attempts numbered in `refuse` fail;
+    the first connection breaks at its transaction number `breaks_at`."""
     opened = [0]
 
     async def main() -> list[Any]:
@@ -53,7 +61,7 @@ def deliver(refuse: set[int], count: int = 30) -> tuple[list[Any], int]:
             opened[0] += 1
             if opened[0] in refuse:
                 raise DeliveryError("421 4.7.0 Too many connections")
-            return Session()
+            return Session(breaks_at if opened[0] == 1 else 0)
 
         domains._open = open_  # type: ignore[method-assign]
         results: list[Any] = []
@@ -75,3 +83,12 @@ def test_when_every_lane_is_refused_the_rest_is_deferred() -> None:
     assert opened == 3 and len(results) == 30
     assert all("Too many connections" in r.reply for r in results)
     assert {r.outcome.kind.value for r in results} == {"deferred"}
+
+
+def test_a_broken_session_sends_the_transaction_opened_behind_it_elsewhere() -> None:
+    """Only the commands of the next transaction went out behind the lost one, never its
+    message: it is sent again at once, not deferred."""
+    results, opened = deliver(refuse=set(), breaks_at=2)
+    assert len(results) == 30 and opened == 4  # three lanes, and the one that broke again
+    failed = [r for r in results if not r.reply.startswith("250")]
+    assert len(failed) == 1 and "connection lost" in failed[0].reply

@@ -242,6 +242,77 @@ def test_pipelining_observed_on_the_wire() -> None:
     assert wire.messages == [MSG]
 
 
+def test_the_next_transaction_rides_behind_the_message() -> None:
+    """RFC 2920 §3.1: message content may start a group, so the next transaction's MAIL, RCPT
+    and DATA go out in the same write as the message before it."""
+    envs = [("s@sender.test", [f"r{i}@rcpt.test"], MSG + b"%d\r\n" % i) for i in range(3)]
+
+    async def go(wire: WireRecorder) -> list[bool]:
+        opened = []
+        async with await session_to(wire) as session:
+            for i, env in enumerate(envs):
+                then = envs[i + 1] if i + 1 < len(envs) else None
+                result = await session.send(*env, then=then)
+                assert result.accepted == env[1] and result.final_reply is not None
+                opened.append(session.opened)
+            assert session.transactions == 3
+        return opened
+
+    with WireRecorder() as wire:
+        assert run(go(wire)) == [True, True, False]
+        assert wire.messages == [env[2] for env in envs]
+    chunks = wire.chunks[0]
+    for i in (1, 2):
+        riding = (b"MAIL FROM:<s@sender.test>\r\nRCPT TO:<r%d@rcpt.test>\r\nDATA\r\n" % i)
+        body = envs[i - 1][2].replace(b"\n.dot", b"\n..dot")
+        assert body + b".\r\n" + riding in chunks, chunks
+    assert len([c for c in chunks if c.startswith(b"MAIL FROM")]) == 1  # only the first alone
+
+
+def test_an_opened_transaction_is_dropped_when_the_server_closes_at_the_dot() -> None:
+    async def go(sink: SmtpSink) -> None:
+        session = await session_to(sink)
+        result = await session.send("s@sender.test", ["a@rcpt.test"], MSG,
+                                    then=("s@sender.test", ["b@rcpt.test"], MSG))
+        assert result.closing and result.outcomes["a@rcpt.test"].code == 421
+        assert not session.opened and not session.usable
+        with pytest.raises(ConnectionLost):
+            await session.send("s@sender.test", ["b@rcpt.test"], MSG)
+        await session.close()
+
+    with SmtpSink(add_extensions=["PIPELINING"],
+                  data_replies=["421 4.3.2 Shutting down"]) as sink:
+        run(go(sink))
+
+
+def test_nothing_rides_behind_a_transaction_that_never_sends_its_message() -> None:
+    async def go(wire: WireRecorder) -> None:
+        async with await session_to(wire) as session:
+            refused = await session.send("s@sender.test", ["x@rcpt.test"], MSG,
+                                         then=("s@sender.test", ["b@rcpt.test"], MSG))
+            assert refused.outcomes["x@rcpt.test"].code == 550 and not session.opened
+            result = await session.send("s@sender.test", ["b@rcpt.test"], MSG)
+            assert result.accepted == ["b@rcpt.test"]
+
+    with WireRecorder(rcpt_replies={"x@rcpt.test": "550 5.1.1 No such user"}) as wire:
+        run(go(wire))
+        assert wire.messages == [MSG]
+
+
+def test_send_must_continue_with_the_opened_transaction() -> None:
+    async def go(wire: WireRecorder) -> None:
+        session = await session_to(wire)
+        await session.send("s@sender.test", ["a@rcpt.test"], MSG,
+                           then=("s@sender.test", ["b@rcpt.test"], MSG))
+        with pytest.raises(ValueError):
+            await session.send("s@sender.test", ["c@rcpt.test"], MSG)
+        assert not session.usable
+        await session.close()
+
+    with WireRecorder() as wire:
+        run(go(wire))
+
+
 def test_lockstep_without_pipelining_on_the_wire() -> None:
     with WireRecorder(extensions=["8BITMIME"]) as wire:
         _, result = deliver(wire, ["a@rcpt.test", "b@rcpt.test"])
@@ -393,10 +464,13 @@ def test_postfix_smtp_sink_with_pipelining() -> None:
             )
             async with session:
                 assert session.capabilities.pipelining
-                for i in range(3):
-                    rcpts = [f"r{i}{j}@rcpt.test" for j in range(4)]
-                    result = await session.send("s@sender.test", rcpts, MSG)
-                    assert result.accepted == rcpts and result.final_reply is not None
+                envs = [("s@sender.test", [f"r{i}{j}@rcpt.test" for j in range(4)], MSG)
+                        for i in range(3)]
+                for i, env in enumerate(envs):  # each opened behind the one before
+                    then = envs[i + 1] if i + 1 < len(envs) else None
+                    result = await session.send(*env, then=then)
+                    assert result.accepted == env[1] and result.final_reply is not None
+                    assert session.opened == (then is not None)
 
         run(go())
     finally:

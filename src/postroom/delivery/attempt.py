@@ -52,6 +52,14 @@ def route_failed(exc: DnsError, claims: Sequence[Claim]) -> list[Result]:
             for c in claims]
 
 
+def _addresses(job: Job) -> list[str]:
+    return [c.address for c in job.claims]
+
+
+def _envelope(job: Job) -> tuple[str, list[str], bytes]:
+    return job.mail_from, _addresses(job), job.data
+
+
 class _Unreachable(Exception):
     def __init__(self, error: BaseException, remote_host: str | None) -> None:
         super().__init__(str(error))
@@ -82,8 +90,9 @@ class DomainDelivery:
         alive: list[int],
     ) -> None:
         held: tuple[Destination, Any] | None = None
+        following: Job | None = None  # the job whose commands went out behind the last one
         try:
-            while queue:
+            while queue or following is not None:
                 if held is None:
                     try:
                         held = await self._connect(destinations)
@@ -95,19 +104,31 @@ class DomainDelivery:
                             results += [error_result(c, exc.error, remote_host=exc.remote_host)
                                         for c in queue.popleft().claims]
                         return
-                if not queue:  # other lanes took the rest while this one connected
-                    break
-                job = queue.popleft()
                 dest, session = held
+                if following is not None:
+                    job, following = following, None
+                elif queue:
+                    job = queue.popleft()
+                else:  # other lanes took the rest while this one connected
+                    break
+                if queue and session.transactions + 2 <= self.pool.max_messages:
+                    following = queue.popleft()  # its commands ride behind this message
                 try:
                     outcome = await session.send(
-                        job.mail_from, [c.address for c in job.claims], job.data
+                        job.mail_from, _addresses(job), job.data,
+                        then=_envelope(following) if following is not None else None,
                     )
                 except DeliveryError as exc:  # the session broke; retry these later
                     results += [error_result(c, exc, remote_host=dest.host) for c in job.claims]
                     held = None
                     await self.pool.release(dest.key, session, reuse=False)
+                    if following is not None:  # its message was never sent: try it again now
+                        queue.appendleft(following)
+                        following = None
                     continue
+                if following is not None and not session.opened:
+                    queue.appendleft(following)  # not sent (say, DATA was refused): as usual
+                    following = None
                 for claim in job.claims:
                     reply = outcome.outcomes.get(claim.address)
                     results.append(
@@ -119,9 +140,12 @@ class DomainDelivery:
                     held = None
                     await self.pool.release(dest.key, session)
         finally:
+            if following is not None:  # cancelled between two sends: the next was not sent
+                queue.appendleft(following)
             if held is not None:
                 with contextlib.suppress(Exception):
-                    await self.pool.release(held[0].key, held[1], reuse=not queue)
+                    await self.pool.release(held[0].key, held[1],
+                                            reuse=not queue and not held[1].opened)
 
     async def _connect(self, destinations: list[Destination]) -> tuple[Destination, Any]:
         """A session with the first destination that answers; _Unreachable when none does."""

@@ -18,6 +18,9 @@ from postroom.smtp.client_protocol import QUIT, Capabilities, RemoteProtocolErro
 from postroom.smtp.client_transaction import Step, Transaction, TransactionResult
 from postroom.smtp.replies import Reply
 
+#: A transaction to send: envelope sender, recipients, message.
+Envelope = tuple[str, Sequence[str], bytes]
+
 
 class ClientSession:
     """An established SMTP session, reusable for many transactions (never concurrently)."""
@@ -37,6 +40,8 @@ class ClientSession:
         self.tls_fallback_reason: str | None = None  # why opportunistic TLS was abandoned
         self.authenticated = False
         self.transactions = 0
+        #: the next transaction, already opened behind the last message (see `send`'s `then`)
+        self._opened: tuple[Envelope, Transaction] | None = None
 
     @property
     def usable(self) -> bool:
@@ -64,8 +69,16 @@ class ClientSession:
             Step.ABORT_DOT: t.data_final,
         }.get(step, t.mail)  # type: ignore[arg-type]
 
-    async def send(self, mail_from: str, rcpts: Sequence[str], message: bytes) -> TransactionResult:
+    async def send(self, mail_from: str, rcpts: Sequence[str], message: bytes, *,
+                   then: Envelope | None = None) -> TransactionResult:
         """Run one transaction; per-recipient verdicts are in `result.outcomes`.
+
+        `then`: the transaction the caller will send next on this session. With PIPELINING its
+        opening commands (MAIL, RCPT…, DATA) go out in the same write as this message (RFC 2920
+        §3.1: message content may start a group), so a connection that carries many messages
+        costs one write and one read per message instead of two each. The caller must then
+        call `send(*then)` next; `opened` tells whether that happened. If this session breaks
+        first, those commands were sent but never the message: retrying it elsewhere is safe.
 
         Raises `DeliveryError` when the session breaks; the session is then unusable and the
         recipients' fate is unknown only if `SmtpTimeout.command == "DOT"` (the message may
@@ -74,17 +87,24 @@ class ClientSession:
         if not self.usable:
             raise ConnectionLost("the SMTP session is closed")
         async with self._lock:
-            if self._conn.has_pending_input:  # e.g. an idle-timeout 421 while we were away
+            opened, self._opened = self._opened, None
+            if opened is not None:
+                if opened[0] != (mail_from, tuple(rcpts), message):
+                    self._fail()
+                    raise ValueError("send() must continue with the transaction given as then=")
+                tx, out = opened[1], b""
+            elif self._conn.has_pending_input:  # e.g. an idle-timeout 421 while we were away
                 self._fail()
                 raise ConnectionLost("the server ended the session while it was idle")
-            tx = Transaction(
-                mail_from, rcpts, message, self.capabilities, reset_first=self._needs_rset
-            )
-            out = tx.start()
-            if not out:
+            else:
+                tx = Transaction(
+                    mail_from, rcpts, message, self.capabilities, reset_first=self._needs_rset
+                )
+                out = tx.start()
+            if tx.done:
                 return tx.result
             try:
-                await self._drive(tx, out)
+                await self._drive(tx, out, then)
             except RemoteProtocolError as exc:
                 self._fail()
                 raise ProtocolFailure(f"protocol error from the server: {exc}") from None
@@ -95,14 +115,23 @@ class ClientSession:
             self._needs_rset = tx.result.needs_rset
             if tx.result.closing:
                 self._usable = False
+                self._opened = None
                 self._conn.close()
             return tx.result
 
-    async def _drive(self, tx: Transaction, out: bytes) -> None:
+    @property
+    def opened(self) -> bool:
+        """True when the `then` of the last `send` is already on the wire (see `send`)."""
+        return self._opened is not None
+
+    async def _drive(self, tx: Transaction, out: bytes, then: Envelope | None = None) -> None:
         """Write, read one reply, repeat; the message itself is timed per block (§4.5.3.2.5)."""
         while not tx.done:
             step = tx.expecting
             name = step.value if step is not None else "command"
+            if step is Step.DOT and then is not None and self.capabilities.pipelining:
+                out = self._open_next(out, then)
+                then = None
             if out:
                 out = self._conn.send_nowait(out)  # usually all of it: no need to wait
             if step is Step.DOT and out:
@@ -111,8 +140,16 @@ class ClientSession:
                 await io_step(self._conn.write(out, self._timeout(step)), None, name)
             out = tx.receive(await self.read(self._timeout(step), name))
 
+    def _open_next(self, payload: bytes, then: Envelope) -> bytes:
+        """The message, followed by the opening commands of the transaction after it."""
+        nxt = Transaction(*then, self.capabilities)  # after the final dot: no RSET needed
+        self._opened = ((then[0], tuple(then[1]), then[2]), nxt)
+        opening = nxt.start()
+        return payload + opening if opening else payload
+
     def _fail(self) -> None:
         self._usable = False
+        self._opened = None
         self._conn.abort()
 
     async def close(self) -> None:
