@@ -76,3 +76,18 @@ def test_zero_interval_never_waits() -> None:
 
     asyncio.run(five())
     assert store.calls[-1] - store.calls[0] < 0.25
+
+
+def test_a_stop_ends_the_wait_and_claims_nothing() -> None:
+    store = CountingStore([1, 1])
+    svc = service(store, 5.0)
+
+    async def claim_then_stop() -> list[int]:
+        await svc._claim("w0")
+        later = asyncio.create_task(svc._claim("w1"))
+        await asyncio.sleep(0.05)
+        await svc.stop()
+        return await asyncio.wait_for(later, 1.0)
+
+    assert asyncio.run(claim_then_stop()) == []
+    assert len(store.calls) == 1

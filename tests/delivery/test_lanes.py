@@ -21,20 +21,29 @@ RELAY = Destination(host="relay.local", port=2526, tls="off", source="route")
 
 
 class Session:
-    def __init__(self, breaks_at: int = 0) -> None:
+    capabilities = SimpleNamespace(pipelining=True)  # the next transaction rides behind
+
+    def __init__(self, breaks_at: int = 0, closes_after: int = 0) -> None:
         self.breaks_at = breaks_at  # this transaction breaks the session (0: none does)
+        self.closes_after = closes_after  # the server hangs up after this one's 250
         self.transactions = 0
         self.usable = True
-        self.opened = False  # a pipelining relay: the next transaction rides behind this one
+        self._opened = False
+
+    @property
+    def opened(self) -> bool:  # as ClientSession's: only on a session that can go on
+        return self._opened and self.usable
 
     async def send(self, mail_from: str, rcpts: list[str], data: bytes,
                    then: Any = None) -> Any:
         await asyncio.sleep(0.002)  # the relay takes a moment: the other lanes get going
         if self.transactions + 1 == self.breaks_at:
-            self.usable = self.opened = False
+            self.usable = self._opened = False
             raise DeliveryError("connection lost after the final dot")
         self.transactions += 1
-        self.opened = then is not None
+        self._opened = then is not None
+        if self.transactions == self.closes_after:
+            self.usable = False
         return SimpleNamespace(outcomes={r: reply(250, "2.0.0", "Ok: queued") for r in rcpts})
 
     async def close(self) -> None:
@@ -47,21 +56,24 @@ def jobs(count: int) -> list[Job]:
                        created_at=NOW, lease_until=NOW),), "s@x.test", b"data") for n in range(count)]
 
 
-def deliver(refuse: set[int], count: int = 30, breaks_at: int = 0) -> tuple[list[Any], int]:
-    """Deliver `count` jobs over 3 lanes; the connection attempts numbered in `refuse` fail;
-    the first connection breaks at its transaction number `breaks_at`."""
+def deliver(refuse: set[int], count: int = 30, breaks_at: int = 0, closes_after: int = 0,
+            lanes: int = 3) -> tuple[list[Any], int]:
+    """Deliver `count` jobs over `lanes` lanes; the connection attempts numbered in `refuse`
+    fail; the first connection breaks at its transaction number `breaks_at`, or is closed by
+    the server after its transaction number `closes_after`."""
     opened = [0]
 
     async def main() -> list[Any]:
         domains = DomainDelivery(router=None, resolver=None,  # type: ignore[arg-type]
-                                 pool=Pool(max_total=10, max_per_key=3, max_messages=100),
+                                 pool=Pool(max_total=10, max_per_key=lanes, max_messages=100),
                                  helo_name="postroom.test", timeouts=ClientTimeouts())
 
         async def open_(dest: Destination) -> Session:
             opened[0] += 1
             if opened[0] in refuse:
                 raise DeliveryError("421 4.7.0 Too many connections")
-            return Session(breaks_at if opened[0] == 1 else 0)
+            first = opened[0] == 1
+            return Session(breaks_at if first else 0, closes_after if first else 0)
 
         domains._open = open_  # type: ignore[method-assign]
         results: list[Any] = []
@@ -92,3 +104,27 @@ def test_a_broken_session_sends_the_transaction_opened_behind_it_elsewhere() -> 
     assert len(results) == 30 and opened == 4  # three lanes, and the one that broke again
     failed = [r for r in results if not r.reply.startswith("250")]
     assert len(failed) == 1 and "connection lost" in failed[0].reply
+
+
+def test_a_job_opened_on_a_session_the_server_then_closed_is_never_lost() -> None:
+    """The server hangs up after a 250 with the next job's commands already sent: that job goes
+    back to the queue, and when the last lane cannot connect again it is deferred with the
+    rest, with the reason, like every other queued job."""
+    results, opened = deliver(refuse={2}, count=5, closes_after=1, lanes=1)
+    assert opened == 2 and len(results) == 5
+    assert results[0].reply.startswith("250")
+    assert all("Too many connections" in r.reply for r in results[1:]), results
+
+
+
+def test_every_job_gets_a_result_whatever_hangs_up_or_refuses() -> None:
+    """Lanes finish, sessions end after a 250 with a job opened behind it, reconnections are
+    refused: in every combination each job ends with exactly one Result."""
+    for lanes in (1, 2, 3):
+        for count in (2, 3, 5, 8):
+            for closes_after in (1, 2):
+                for refuse in ({2}, {3}, {2, 3, 4}, {4, 5}):
+                    results, _ = deliver(refuse=refuse, count=count, closes_after=closes_after,
+                                         lanes=lanes)
+                    ids = sorted(r.claim.recipient_id for r in results)
+                    assert ids == list(range(count)), (lanes, count, closes_after, refuse, ids)

@@ -30,6 +30,7 @@ from postroom.smtp.client import (
     TlsError,
     open_session,
 )
+from postroom.smtp.errors import LocalProtocolError
 from postroom.smtp.tls import client_context, ensure_dev_certificate, server_context
 from support.smtp_sinks import SmtpSink, WireRecorder, free_port, times, wait_listening
 
@@ -295,6 +296,21 @@ def test_nothing_rides_behind_a_transaction_that_never_sends_its_message() -> No
             assert result.accepted == ["b@rcpt.test"]
 
     with WireRecorder(rcpt_replies={"x@rcpt.test": "550 5.1.1 No such user"}) as wire:
+        run(go(wire))
+        assert wire.messages == [MSG]
+
+
+def test_a_next_transaction_that_cannot_be_built_opens_nothing() -> None:
+    bad = ("s@sender.test", ["a\r\nRSET@rcpt.test"], MSG)
+
+    async def go(wire: WireRecorder) -> None:
+        async with await session_to(wire) as session:
+            result = await session.send("s@sender.test", ["a@rcpt.test"], MSG, then=bad)
+            assert result.accepted == ["a@rcpt.test"] and not session.opened
+            with pytest.raises(LocalProtocolError):  # met by its own send, as without then=
+                await session.send(*bad)
+
+    with WireRecorder() as wire:
         run(go(wire))
         assert wire.messages == [MSG]
 

@@ -81,7 +81,7 @@ class DomainDelivery:
         `results` as they are known (so a caller that times out keeps what was settled)."""
         queue = deque(jobs)
         lanes = max(1, min(len(jobs), self.pool.slots.max_per_key))
-        alive = [lanes]  # lanes that have not given up on connecting
+        alive = [lanes]  # lanes still running
         await asyncio.gather(
             *(self._lane(destinations, queue, results, alive) for _ in range(lanes)))
 
@@ -91,13 +91,18 @@ class DomainDelivery:
     ) -> None:
         held: tuple[Destination, Any] | None = None
         following: Job | None = None  # the job whose commands went out behind the last one
+        running = True  # counted in `alive`
         try:
             while queue or following is not None:
                 if held is None:
+                    if following is not None:  # (defensive: opened only on a live session)
+                        queue.appendleft(following)
+                        following = None
                     try:
                         held = await self._connect(destinations)
                     except _Unreachable as exc:
                         alive[0] -= 1
+                        running = False
                         if alive[0]:  # another lane is sending (a "421 too many connections"
                             return    # on the n-th connection): leave the queue to it
                         while queue:  # nowhere to go: all of it waits for a retry
@@ -111,7 +116,8 @@ class DomainDelivery:
                     job = queue.popleft()
                 else:  # other lanes took the rest while this one connected
                     break
-                if queue and session.transactions + 2 <= self.pool.max_messages:
+                if (session.capabilities.pipelining and len(queue) >= alive[0]
+                        and session.transactions + 2 <= self.pool.max_messages):
                     following = queue.popleft()  # its commands ride behind this message
                 try:
                     outcome = await session.send(
@@ -127,8 +133,8 @@ class DomainDelivery:
                         following = None
                     continue
                 if following is not None and not session.opened:
-                    queue.appendleft(following)  # not sent (say, DATA was refused): as usual
-                    following = None
+                    queue.appendleft(following)  # not sent (DATA refused), or the session
+                    following = None             # ended after this message: as usual
                 for claim in job.claims:
                     reply = outcome.outcomes.get(claim.address)
                     results.append(
@@ -140,8 +146,10 @@ class DomainDelivery:
                     held = None
                     await self.pool.release(dest.key, session)
         finally:
-            if following is not None:  # cancelled between two sends: the next was not sent
+            if following is not None:  # cancelled mid-send: its message was not sent
                 queue.appendleft(following)
+            if running:  # a lane that later cannot connect must not count on this one
+                alive[0] -= 1
             if held is not None:
                 with contextlib.suppress(Exception):
                     await self.pool.release(held[0].key, held[1],

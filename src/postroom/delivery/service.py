@@ -148,7 +148,10 @@ class DeliveryService:
         async with self._claiming:
             wait = self._next_claim - time.monotonic()
             if wait > 0:
-                await asyncio.sleep(wait)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), wait)
+            if self._stopping.is_set():  # no new claims once stopping (SIGTERM)
+                return []
             started = time.monotonic()
             claims = await asyncio.to_thread(
                 self.store.claim_due, owner, now=datetime.now(UTC), limit=d.batch_size,

@@ -20,6 +20,8 @@ from postroom.smtp.replies import Reply
 
 #: A transaction to send: envelope sender, recipients, message.
 Envelope = tuple[str, Sequence[str], bytes]
+#: Larger messages open no transaction behind them: the saving is one write, the cost a copy.
+CHAIN_MAX_BYTES = 256 << 10
 
 
 class ClientSession:
@@ -103,8 +105,9 @@ class ClientSession:
                 out = tx.start()
             if tx.done:
                 return tx.result
+            nxt = self._next(then) if len(message) <= CHAIN_MAX_BYTES else None
             try:
-                await self._drive(tx, out, then)
+                await self._drive(tx, out, nxt)
             except RemoteProtocolError as exc:
                 self._fail()
                 raise ProtocolFailure(f"protocol error from the server: {exc}") from None
@@ -121,17 +124,31 @@ class ClientSession:
 
     @property
     def opened(self) -> bool:
-        """True when the `then` of the last `send` is already on the wire (see `send`)."""
-        return self._opened is not None
+        """True when the `then` of the last `send` is on the wire and the session can go on
+        with it (see `send`); False when it was not sent, or the session ended since."""
+        return self._opened is not None and self.usable
 
-    async def _drive(self, tx: Transaction, out: bytes, then: Envelope | None = None) -> None:
+    def _next(self, then: Envelope | None) -> tuple[Envelope, Transaction] | None:
+        """The transaction to open behind this message, built before anything is sent: one
+        that cannot be built (say, an address a command cannot carry) is not opened, and the
+        caller's next `send` meets the error on its own, without harm to this message."""
+        if then is None or not self.capabilities.pipelining:
+            return None
+        try:
+            nxt = Transaction(*then, self.capabilities)  # after the final dot: no RSET needed
+        except Exception:
+            return None
+        return (then[0], tuple(then[1]), then[2]), nxt
+
+    async def _drive(self, tx: Transaction, out: bytes,
+                     then: tuple[Envelope, Transaction] | None = None) -> None:
         """Write, read one reply, repeat; the message itself is timed per block (§4.5.3.2.5)."""
         while not tx.done:
             step = tx.expecting
             name = step.value if step is not None else "command"
-            if step is Step.DOT and then is not None and self.capabilities.pipelining:
-                out = self._open_next(out, then)
-                then = None
+            if step is Step.DOT and then is not None:
+                self._opened, then = then, None
+                out += self._opened[1].start()  # the message, then the next one's commands
             if out:
                 out = self._conn.send_nowait(out)  # usually all of it: no need to wait
             if step is Step.DOT and out:
@@ -139,13 +156,6 @@ class ClientSession:
             elif out:
                 await io_step(self._conn.write(out, self._timeout(step)), None, name)
             out = tx.receive(await self.read(self._timeout(step), name))
-
-    def _open_next(self, payload: bytes, then: Envelope) -> bytes:
-        """The message, followed by the opening commands of the transaction after it."""
-        nxt = Transaction(*then, self.capabilities)  # after the final dot: no RSET needed
-        self._opened = ((then[0], tuple(then[1]), then[2]), nxt)
-        opening = nxt.start()
-        return payload + opening if opening else payload
 
     def _fail(self) -> None:
         self._usable = False
@@ -155,7 +165,7 @@ class ClientSession:
     async def close(self) -> None:
         """Say QUIT (best effort, briefly), close and wait until the socket is released.
         Safe to call more than once."""
-        if self.usable:
+        if self.usable and self._opened is None:  # after an opened DATA, QUIT would be text
             self._usable = False
             with contextlib.suppress(DeliveryError):
                 await self.command(QUIT, self.timeouts.quit, "QUIT")
