@@ -20,6 +20,9 @@ NOW = datetime.now(UTC)
 RELAY = Destination(host="relay.local", port=2526, tls="off", source="route")
 
 
+CHAINED: list[bool] = []  # per send: was the next transaction opened behind it
+
+
 class Session:
     capabilities = SimpleNamespace(pipelining=True)  # the next transaction rides behind
 
@@ -42,6 +45,7 @@ class Session:
             raise DeliveryError("connection lost after the final dot")
         self.transactions += 1
         self._opened = then is not None
+        CHAINED.append(then is not None)
         if self.transactions == self.closes_after:
             self.usable = False
         return SimpleNamespace(outcomes={r: reply(250, "2.0.0", "Ok: queued") for r in rcpts})
@@ -57,7 +61,7 @@ def jobs(count: int) -> list[Job]:
 
 
 def deliver(refuse: set[int], count: int = 30, breaks_at: int = 0, closes_after: int = 0,
-            lanes: int = 3) -> tuple[list[Any], int]:
+            lanes: int = 3, pipeline_messages: bool = True) -> tuple[list[Any], int]:
     """Deliver `count` jobs over `lanes` lanes; the connection attempts numbered in `refuse`
     fail; the first connection breaks at its transaction number `breaks_at`, or is closed by
     the server after its transaction number `closes_after`."""
@@ -66,7 +70,8 @@ def deliver(refuse: set[int], count: int = 30, breaks_at: int = 0, closes_after:
     async def main() -> list[Any]:
         domains = DomainDelivery(router=None, resolver=None,  # type: ignore[arg-type]
                                  pool=Pool(max_total=10, max_per_key=lanes, max_messages=100),
-                                 helo_name="postroom.test", timeouts=ClientTimeouts())
+                                 helo_name="postroom.test", timeouts=ClientTimeouts(),
+                                 pipeline_messages=pipeline_messages)
 
         async def open_(dest: Destination) -> Session:
             opened[0] += 1
@@ -128,3 +133,12 @@ def test_every_job_gets_a_result_whatever_hangs_up_or_refuses() -> None:
                                          lanes=lanes)
                     ids = sorted(r.claim.recipient_id for r in results)
                     assert ids == list(range(count)), (lanes, count, closes_after, refuse, ids)
+
+
+def test_pipelining_across_messages_can_be_turned_off() -> None:
+    CHAINED.clear()
+    results, _ = deliver(refuse=set(), count=30)
+    assert len(results) == 30 and any(CHAINED)
+    CHAINED.clear()
+    results, _ = deliver(refuse=set(), count=30, pipeline_messages=False)
+    assert len(results) == 30 and CHAINED and not any(CHAINED)

@@ -174,6 +174,12 @@ class DeliverySettings(_Section):
         100, ge=1, description="Messages sent over one connection before it is closed."
     )
     tls: TlsMode = Field("opportunistic", description="STARTTLS policy: off, opportunistic, required.")
+    pipeline_messages: bool = Field(
+        True,
+        description="With PIPELINING, send the next message's MAIL, RCPT and DATA in the same "
+        "write as the message before it on a reused connection (RFC 2920 3.1). Turn off for "
+        "a receiver that mishandles commands following the final dot.",
+    )
     lease_seconds: float = Field(
         300.0, gt=0, description="How long a claimed recipient stays leased to one worker."
     )

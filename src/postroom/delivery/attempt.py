@@ -69,10 +69,11 @@ class _Unreachable(Exception):
 class DomainDelivery:
     def __init__(
         self, *, router: Router, resolver: Resolver, pool: Pool, helo_name: str,
-        timeouts: ClientTimeouts,
+        timeouts: ClientTimeouts, pipeline_messages: bool = True,
     ) -> None:
         self.router, self.resolver, self.pool = router, resolver, pool
         self.helo_name, self.timeouts = helo_name, timeouts
+        self.pipeline_messages = pipeline_messages  # [delivery] pipeline_messages
 
     async def deliver_to(self, destinations: list[Destination], jobs: Sequence[Job],
                          results: list[Result]) -> None:
@@ -116,7 +117,8 @@ class DomainDelivery:
                     job = queue.popleft()
                 else:  # other lanes took the rest while this one connected
                     break
-                if (session.capabilities.pipelining and len(queue) >= alive[0]
+                if (self.pipeline_messages and session.capabilities.pipelining
+                        and len(queue) >= alive[0]
                         and session.transactions + 2 <= self.pool.max_messages):
                     following = queue.popleft()  # its commands ride behind this message
                 try:

@@ -68,6 +68,7 @@ class DeliveryService:
         self.domains = DomainDelivery(
             router=Router(d, self.resolver), resolver=self.resolver, pool=self.pool,
             helo_name=helo, timeouts=client_timeouts(d.lease_seconds),
+            pipeline_messages=d.pipeline_messages,
         )
         self.base_owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.owners = [f"{self.base_owner}/w{i}" for i in range(d.workers)]
