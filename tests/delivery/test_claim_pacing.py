@@ -32,25 +32,23 @@ def gaps(calls: list[float]) -> list[float]:
     return [b - a for a, b in itertools.pairwise(calls)]
 
 
+def in_turn(svc: DeliveryService, count: int) -> list[int]:
+    """`count` claims by one worker, one after the other: how many recipients each found."""
+    async def claims() -> list[int]:
+        return [len(await svc._claim("w0")) for _ in range(count)]
+
+    return asyncio.run(claims())
+
+
 def test_a_partial_batch_spaces_the_next_claim() -> None:
     store = CountingStore([1, 0, 2])
-    svc = service(store, 0.2)
-
-    async def three() -> list[int]:
-        return [len(await svc._claim("w0")) for _ in range(3)]
-
-    assert asyncio.run(three()) == [1, 0, 2]
+    assert in_turn(service(store, 0.2), 3) == [1, 0, 2]
     assert all(gap >= 0.19 for gap in gaps(store.calls)), gaps(store.calls)
 
 
 def test_a_full_batch_is_followed_at_once() -> None:
     store = CountingStore([3, 3, 1])
-    svc = service(store, 0.5)
-
-    async def three() -> list[int]:
-        return [len(await svc._claim("w0")) for _ in range(3)]
-
-    assert asyncio.run(three()) == [3, 3, 1]
+    assert in_turn(service(store, 0.5), 3) == [3, 3, 1]
     assert all(gap < 0.25 for gap in gaps(store.calls)), gaps(store.calls)
 
 
@@ -68,13 +66,7 @@ def test_workers_of_one_process_share_the_pace() -> None:
 
 def test_zero_interval_never_waits() -> None:
     store = CountingStore([1] * 5)
-    svc = service(store, 0.0)
-
-    async def five() -> None:
-        for _ in range(5):
-            await svc._claim("w0")
-
-    asyncio.run(five())
+    in_turn(service(store, 0.0), 5)
     assert store.calls[-1] - store.calls[0] < 0.25
 
 

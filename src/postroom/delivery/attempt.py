@@ -52,12 +52,8 @@ def route_failed(exc: DnsError, claims: Sequence[Claim]) -> list[Result]:
             for c in claims]
 
 
-def _addresses(job: Job) -> list[str]:
-    return [c.address for c in job.claims]
-
-
 def _envelope(job: Job) -> tuple[str, list[str], bytes]:
-    return job.mail_from, _addresses(job), job.data
+    return job.mail_from, [c.address for c in job.claims], job.data
 
 
 class _Unreachable(Exception):
@@ -96,9 +92,6 @@ class DomainDelivery:
         try:
             while queue or following is not None:
                 if held is None:
-                    if following is not None:  # (defensive: opened only on a live session)
-                        queue.appendleft(following)
-                        following = None
                     try:
                         held = await self._connect(destinations)
                     except _Unreachable as exc:
@@ -123,7 +116,7 @@ class DomainDelivery:
                     following = queue.popleft()  # its commands ride behind this message
                 try:
                     outcome = await session.send(
-                        job.mail_from, _addresses(job), job.data,
+                        *_envelope(job),
                         then=_envelope(following) if following is not None else None,
                     )
                 except DeliveryError as exc:  # the session broke; retry these later

@@ -24,6 +24,12 @@ Envelope = tuple[str, Sequence[str], bytes]
 CHAIN_MAX_BYTES = 256 << 10
 
 
+def _key(envelope: Envelope) -> Envelope:
+    """An envelope as `send` compares it with the one it opened (recipients as a tuple)."""
+    mail_from, rcpts, message = envelope
+    return mail_from, tuple(rcpts), message
+
+
 class ClientSession:
     """An established SMTP session, reusable for many transactions (never concurrently)."""
 
@@ -91,7 +97,7 @@ class ClientSession:
         async with self._lock:
             opened, self._opened = self._opened, None
             if opened is not None:
-                if opened[0] != (mail_from, tuple(rcpts), message):
+                if opened[0] != _key((mail_from, rcpts, message)):
                     self._fail()
                     raise ValueError("send() must continue with the transaction given as then=")
                 tx, out = opened[1], b""
@@ -138,7 +144,7 @@ class ClientSession:
             nxt = Transaction(*then, self.capabilities)  # after the final dot: no RSET needed
         except Exception:
             return None
-        return (then[0], tuple(then[1]), then[2]), nxt
+        return _key(then), nxt
 
     async def _drive(self, tx: Transaction, out: bytes,
                      then: tuple[Envelope, Transaction] | None = None) -> None:
