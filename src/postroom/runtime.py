@@ -3,7 +3,9 @@ the HTTP app and delivery workers, and wires the SMTP server's handler port to s
 
 Process model: the parent prepares (migrations, dev certificate, first key) and runs everything;
 with `[smtp] processes = N` it also starts N-1 ingress-only children that share the listening
-sockets through SO_REUSEPORT. All of them coordinate only through the store.
+sockets through SO_REUSEPORT. With `[storage] writer_process` (the default) every ingress process
+hands its accepted messages to one writer process (store/writer_process.py), a supervised child
+like the delivery and webhook processes. All of them coordinate only through the store.
 """
 
 from __future__ import annotations
@@ -98,26 +100,15 @@ def run_server(settings: Settings) -> None:
             "Add your own sender domains with `postroom accounts create`.",
             flush=True,
         )
-    children = []
-    ctx = multiprocessing.get_context("spawn")
-    link = writer_socket(settings) if settings.smtp.processes > 1 and store.dialect == "sqlite" \
-        else None
-    for _ in range(settings.smtp.processes - 1):
-        p = ctx.Process(target=_ingress_child, args=(settings.model_dump(mode="json"),), daemon=True)
-        p.start()
-        children.append(p)
+    children: list[Any] = []
     try:
-        asyncio.run(_serve(settings, store, cert, key, full=True, link=link))
+        asyncio.run(_serve(settings, store, cert, key, full=True, children=children))
     finally:
         for p in children:
             p.terminate()
         for p in children:
             p.join(5)
         store.close()
-
-
-def writer_socket(settings: Settings) -> Path:
-    return settings.data_dir.resolve() / "writer.sock"
 
 
 def _die_with_parent() -> None:
@@ -130,7 +121,6 @@ def _die_with_parent() -> None:
 
 def _ingress_child(dumped: dict[str, Any]) -> None:
     from postroom.store.api import Store
-    from postroom.store.writer_link import RemoteEnqueue
 
     _die_with_parent()
     configure_logging()
@@ -138,15 +128,17 @@ def _ingress_child(dumped: dict[str, Any]) -> None:
     settings = Settings(**dumped)
     cert, key = tls_files(settings)
     local = Store(settings.storage_url, commit_timeout=settings.storage.commit_timeout)
-    store: Any = RemoteEnqueue(local, writer_socket(settings)) if local.dialect == "sqlite" \
-        else local
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(settings, store, cert, key, full=False))
+        asyncio.run(_serve(settings, local, cert, key, full=False))
     local.close()
 
 
-async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full: bool,
-                 link: Path | None = None) -> None:
+async def _serve(settings: Settings, local: Any, cert: Path, key: Path, *, full: bool,
+                 children: list[Any] | None = None) -> None:
+    """One ingress process. `full`: the parent, which also starts the writer process, the
+    other ingress processes (into `children`), the HTTP API, delivery and webhooks."""
+    from postroom.store.writer_link import RemoteEnqueue, socket_path
+
     s = settings.smtp
     opts = ServerOptions(
         hostname=s.hostname,
@@ -158,18 +150,36 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
         ssl_context=server_context(cert, key),
         limiter=ConnectionLimiter(s.max_connections, s.max_connections_per_ip),
     )
+    reuse_port = s.processes > 1
+    loop = asyncio.get_running_loop()
+    writer: asyncio.Task[None] | None = None
+    store: Any = local
+    if settings.storage.writer_process:
+        if full:
+            from postroom.store.child_process import supervise
+            from postroom.store.writer_process import child_main
+
+            writer = loop.create_task(supervise(
+                child_main, settings, name="postroom-writer",
+                grace=SHUTDOWN_GRACE_SECONDS + 5, log=log), name="writer")
+        store = RemoteEnqueue(local, socket_path(settings.data_dir))
+        try:
+            await store.connect()  # the writer is listening before the first session
+        except OSError as exc:
+            raise RuntimeError(f"the writer process is not listening on {store.path}: {exc}"
+                               " (see its log above)") from exc
+    if full and children is not None:
+        ctx = multiprocessing.get_context("spawn")
+        for _ in range(s.processes - 1):
+            p = ctx.Process(target=_ingress_child, args=(settings.model_dump(mode="json"),),
+                            daemon=True)
+            p.start()
+            children.append(p)
     service = SubmissionService(
         store, hostname=s.hostname,
         throttle=AuthThrottle(s.auth_failure_limit, s.auth_failure_window),
         max_recipients=s.max_recipients,
     )
-    reuse_port = s.processes > 1
-    writer_server = None
-    if link is not None:
-        from postroom.store.writer_link import WriterServer
-
-        writer_server = WriterServer(store, link)
-        await writer_server.start()
     handler = IngressHandler(
         service, InboundService(store, on_suppressed=service.suppressions.add_local,
                                 feedback_address=s.feedback_address, hostname=s.hostname))
@@ -181,7 +191,6 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
             log.info("smtp %s listening on %s:%d", lc.name, lc.host, lc.port)
         background += await _start_extras(settings, store, service)
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     settle_heap()
@@ -190,16 +199,24 @@ async def _serve(settings: Settings, store: Any, cert: Path, key: Path, *, full:
     log.info("shutting down")
     for server in servers:
         server.close()
+    for child in children or ():
+        child.terminate()  # each ends its own sessions, then closes its link to the writer
     for task in background:
         task.cancel()
-    if writer_server is not None:
-        await writer_server.close()
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(
             asyncio.gather(*(srv.wait_closed() for srv in servers), *background,
                            return_exceptions=True),
             SHUTDOWN_GRACE_SECONDS,
         )
+    for child in children or ():
+        await asyncio.to_thread(child.join, SHUTDOWN_GRACE_SECONDS)
+    if isinstance(store, RemoteEnqueue):
+        store.disconnect()
+    if writer is not None:  # last: it commits and answers what it has, then ends
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
 
 
 async def _start_extras(settings: Settings, store: Any, service: SubmissionService

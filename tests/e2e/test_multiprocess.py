@@ -1,4 +1,4 @@
-"""`[smtp] processes = 2` on SQLite: the child hands its commits to the parent's writer."""
+"""`[smtp] processes = 2` on SQLite: both processes' messages land."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ from support.server import make_server
 pytestmark = pytest.mark.slow
 
 
-def test_two_ingress_processes_commit_everything(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer_process", ["true", "false"])
+def test_two_ingress_processes_commit_everything(tmp_path: Path, writer_process: str) -> None:
+    """Both through the writer process (the default) and each with a writer thread."""
     from postroom.store.api import Store
 
-    server = make_server(tmp_path, smtp_extra="processes = 2\n")
+    server = make_server(tmp_path, extra=f"[storage]\nwriter_process = {writer_process}\n",
+                         smtp_extra="processes = 2\n")
     server.create_account("mp", "--sender-domain", "mp.example", "--trusted-network", "127.0.0.0/8")
     server.start()
     ids = []

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from support.databases import ADMIN_URL, postgres_url_or_skip
-from support.server import make_server
+from support.server import make_server, submit
 from support.write_lock import write_lock_held
 
 pytestmark = pytest.mark.slow
@@ -38,11 +38,7 @@ def tiny_disk(path: Path, size: str) -> Iterator[Path]:
 
 
 def send(port: int) -> tuple[int, bytes]:
-    with smtplib.SMTP("127.0.0.1", port, timeout=20) as c:
-        c.ehlo("x")
-        c.mail("a@fail.example")
-        c.rcpt("r@example.org")
-        return c.data(MSG)
+    return submit(port, "a@fail.example", "r@example.org", MSG)
 
 
 def test_disk_full_answers_4xx_and_keeps_what_was_acknowledged(tmp_path: Path) -> None:

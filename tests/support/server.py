@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import smtplib
 import socket
 import subprocess
 import sys
@@ -105,6 +106,15 @@ class RunningServer:
                 self.proc.kill()
                 self.proc.wait(10)
             self.proc = None
+
+
+def submit(port: int, sender: str, recipient: str, message: bytes) -> tuple[int, bytes]:
+    """One message over a new plain connection (a trusted network, no AUTH): DATA's reply."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as c:
+        c.ehlo("x")
+        c.mail(sender)
+        c.rcpt(recipient)
+        return c.data(message)
 
 
 def make_server(root: Path, *, storage_url: str | None = None, extra: str = "",

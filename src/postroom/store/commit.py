@@ -41,7 +41,7 @@ from postroom.store.fastsql import for_dialect
 from postroom.store.queue_rows import Unit as _Unit
 from postroom.store.queue_rows import validate, write_messages
 
-__all__ = ["COMMIT_TIMEOUT", "GroupCommitWriter", "validate", "write_messages"]
+__all__ = ["COMMIT_TIMEOUT", "GroupCommitWriter", "commit_units", "validate", "write_messages"]
 
 #: Seconds a caller waits for its commit (`[storage] commit_timeout`).
 COMMIT_TIMEOUT = 60.0
@@ -162,30 +162,20 @@ class GroupCommitWriter:
             self._conn.close()
 
     def _commit(self, batch: list[_Unit]) -> None:
-        try:
-            with self._conn.transaction() as cur:
-                write_messages(self._binds, cur, batch)
-        except (StorageFull, StoreUnavailable) as exc:
-            self._settle(batch, exc)  # the database's fault: everyone would fail alike
-            return
-        except Exception as exc:  # this data's fault (duplicate id, too long, unencodable...)
-            if len(batch) == 1:
-                self._settle(batch, exc)
-            else:  # find the culprit: the other callers deserve their commit
-                for unit in batch:
-                    self._commit([unit])
-            return
-        self.commits += 1
-        self.largest_batch = max(self.largest_batch, len(batch))
-        self._settle(batch, None)
+        results, transactions = commit_units(self._conn, self._binds, batch)
+        self.commits += transactions
+        if transactions == 1 and results.count(None) == len(batch):
+            self.largest_batch = max(self.largest_batch, len(batch))
+        self._settle(batch, results)
 
-    def _settle(self, batch: list[_Unit], exc: BaseException | None) -> None:
+    def _settle(self, batch: list[_Unit], results: list[BaseException | None]) -> None:
         """Tell every caller; one `call_soon_threadsafe` per event loop, not per caller (each
         is a write to the loop's wake-up socket, and a wait for the interpreter lock)."""
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, BaseException | None]]] = {}
-        for unit in batch:
+        shared = len(batch) > 1
+        for unit, exc in zip(batch, results, strict=True):
             self.units += 1
-            own = _own_copy(exc) if exc is not None and len(batch) > 1 else exc
+            own = _own_copy(exc) if exc is not None and shared else exc
             if unit.loop is not None:
                 by_loop.setdefault(unit.loop, []).append((unit.future, own))
             elif unit.done is not None:
@@ -194,6 +184,31 @@ class GroupCommitWriter:
             # RuntimeError: the caller's loop is closed, so nobody is waiting any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle_all, settled)
+
+
+def commit_units(conn: KeptConnection, binds: Any, batch: list[_Unit]
+                 ) -> tuple[list[BaseException | None], int]:
+    """Write `batch` in one transaction: each unit's outcome (None: committed) and how many
+    transactions committed. Shared by the writer thread and the writer process
+    (writer_process.py).
+
+    A failure of the database (StorageFull, StoreUnavailable) is every unit's: retrying would
+    only repeat it. Any other failure is some unit's data (a duplicate id, a value too long
+    for its column...): the units are then written one transaction each, so only the culprit
+    gets the error and its neighbours their commit."""
+    try:
+        with conn.transaction() as cur:
+            write_messages(binds, cur, batch)
+    except (StorageFull, StoreUnavailable) as exc:
+        return [exc] * len(batch), 0
+    except Exception as exc:
+        if len(batch) == 1:
+            return [exc], 0
+        results: list[BaseException | None] = []
+        for unit in batch:
+            results += commit_units(conn, binds, [unit])[0]
+        return results, results.count(None)
+    return [None] * len(batch), 1
 
 
 def give_up(future: asyncio.Future[Any], seconds: float, *, dropped: bool = False) -> None:

@@ -1,0 +1,158 @@
+"""The writer process's loop and the ingress's link to it, on both backends.
+
+The loop (`Writer.run`) runs in a thread here, so a test can stop it and read its counters;
+tests/e2e/test_writer_process.py drives the real process behind `postroom serve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from postroom.model import Account
+from postroom.store import InvalidData, Store, StoreUnavailable
+from postroom.store.writer_link import RemoteEnqueue
+from postroom.store.writer_process import Writer
+
+from .factories import make_message
+from .test_commit_deadline import writer_stuck
+
+
+@contextmanager
+def running_writer(store_url: str, path: Path) -> Iterator[Writer]:
+    writer = Writer(store_url, path, grace=5.0)
+    thread = threading.Thread(target=writer.run, name="test-writer", daemon=True)
+    thread.start()
+    try:
+        yield writer
+    finally:
+        writer.stop()
+        thread.join(10)
+        assert not thread.is_alive(), "the writer did not stop"
+
+
+def test_concurrent_sessions_share_transactions_and_all_land(
+        store_url: str, tmp_path: Path) -> None:
+    store = Store.open(store_url)
+    path = tmp_path / "writer.sock"
+    try:
+        account = store.create_account("acme", sender_domains=["acme.test"])
+        messages = [make_message(account.id, f"r{i}@example.org") for i in range(60)]
+        with running_writer(store_url, path) as writer:
+            remote = RemoteEnqueue(store, path)
+
+            async def main() -> None:
+                await asyncio.gather(*(remote.enqueue(m) for m in messages))
+                remote.disconnect()
+
+            asyncio.run(main())
+        assert all(store.get_message(m.id) is not None for m in messages)
+        assert 1 <= writer.commits < len(messages), writer.commits
+        assert not path.exists(), "the socket outlived the writer"
+    finally:
+        store.close()
+
+
+def test_a_batch_lands_whole_and_a_bad_message_fails_alone(
+        store: Store, account: Account, store_url: str, tmp_path: Path) -> None:
+    """A duplicate id is one caller's problem: its neighbours in the transaction commit, and a
+    two-message batch commits as a whole."""
+    path = tmp_path / "writer.sock"
+    taken = make_message(account.id, "first@example.org")
+    store.enqueue_many([taken])
+    duplicate = make_message(account.id, "again@example.org", id=taken.id)
+    batch = [make_message(account.id, f"b{i}@example.org") for i in range(2)]
+    single = make_message(account.id, "single@example.org")
+    with running_writer(store_url, path):
+        remote = RemoteEnqueue(store, path)
+
+        async def main() -> list[BaseException | None]:
+            try:
+                return await asyncio.gather(
+                    remote.enqueue(duplicate), remote.enqueue_batch(batch),
+                    remote.enqueue(single), return_exceptions=True)
+            finally:
+                remote.disconnect()
+
+        bad, whole, good = asyncio.run(main())
+    assert isinstance(bad, InvalidData), bad
+    assert whole is None and good is None
+    assert all(store.get_message(m.id) is not None for m in [*batch, single])
+    assert [r.address for r in store.get_message(taken.id).recipients] == ["first@example.org"]
+
+
+def test_a_request_past_its_deadline_is_dropped(store_url: str, tmp_path: Path) -> None:
+    """The first request is inside the stuck transaction and lands late; the second waits in
+    the socket past its deadline and is dropped, so retries through a stall pile up nothing."""
+    store = Store.open(store_url, commit_timeout=0.5)
+    path = tmp_path / "writer.sock"
+    try:
+        account = store.create_account("acme", sender_domains=["acme.test"])
+        inside, waiting = (make_message(account.id, "r@example.org") for _ in range(2))
+        with running_writer(store_url, path):
+            remote = RemoteEnqueue(store, path)
+
+            async def main() -> list[BaseException | None]:
+                first = asyncio.create_task(remote.enqueue(inside))
+                await asyncio.sleep(0.2)  # the writer has taken it and waits for the lock
+                return await asyncio.gather(first, remote.enqueue(waiting),
+                                            return_exceptions=True)
+
+            with writer_stuck(store_url):
+                started = time.monotonic()
+                results = asyncio.run(main())
+                assert time.monotonic() - started < 5.0
+            assert all(isinstance(r, StoreUnavailable) for r in results), results
+            end = time.monotonic() + 20
+            while store.get_message(inside.id) is None and time.monotonic() < end:
+                time.sleep(0.05)
+        assert store.get_message(inside.id) is not None, "the stuck commit never landed"
+        assert store.get_message(waiting.id) is None, "a request past its deadline was written"
+    finally:
+        store.close()
+
+
+def test_a_lost_writer_fails_its_callers_and_a_new_one_is_found(tmp_path: Path) -> None:
+    """The writer goes away with a request in flight (it takes the request, then its connection
+    drops): the caller hears StoreUnavailable at once (its client will retry), and the next
+    enqueue connects to the writer that replaced it."""
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    store = Store.open(url)
+    path = tmp_path / "writer.sock"
+    try:
+        account = store.create_account("acme", sender_domains=["acme.test"])
+        remote = RemoteEnqueue(store, path)
+
+        async def dies(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read(65536)
+            writer.transport.abort()
+
+        async def lose() -> tuple[BaseException | None, float]:
+            server = await asyncio.start_unix_server(dies, path=str(path))
+            try:
+                started = time.monotonic()
+                lost = (await asyncio.gather(remote.enqueue(make_message(account.id)),
+                                             return_exceptions=True))[0]
+                return lost, time.monotonic() - started
+            finally:
+                server.close()
+                await server.wait_closed()
+
+        lost, waited = asyncio.run(lose())
+        assert isinstance(lost, StoreUnavailable) and "lost" in str(lost), lost
+        assert waited < 5.0
+        later = make_message(account.id)
+        with running_writer(url, path):
+
+            async def again() -> None:
+                await remote.enqueue(later)
+                remote.disconnect()
+
+            asyncio.run(again())
+        assert store.get_message(later.id) is not None
+    finally:
+        store.close()
