@@ -81,11 +81,25 @@ def configure_logging() -> None:
     )
 
 
+def spawn_lightly() -> None:
+    """Spawned children (writer, delivery, webhooks, ingress) load only what their target
+    needs. By default multiprocessing also re-runs the parent's main script in each child
+    (as `__mp_main__`), and the `postroom` console script imports the whole CLI: 20-30 MB per
+    child. It skips that for a main module named `*.__main__`, as under `python -m postroom`:
+    make the console script's main module say so."""
+    import importlib.util
+
+    main = sys.modules.get("__main__")
+    if main is not None and getattr(main, "__spec__", None) is None:
+        main.__spec__ = importlib.util.find_spec("postroom.__main__")
+
+
 def run_server(settings: Settings) -> None:
     """`postroom serve`: prepare, then run until SIGTERM/SIGINT."""
     from postroom.admin.accounts import bootstrap
     from postroom.store.api import Store
 
+    spawn_lightly()
     configure_logging()
     use_fast_event_loop()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +175,9 @@ async def _serve(settings: Settings, local: Any, cert: Path, key: Path, *, full:
 
             writer = loop.create_task(supervise(
                 child_main, settings, name="postroom-writer",
-                grace=SHUTDOWN_GRACE_SECONDS + 5, log=log), name="writer")
+                grace=SHUTDOWN_GRACE_SECONDS + 5, log=log,
+                args=(settings.storage_url, str(socket_path(settings.data_dir)))),
+                name="writer")
         store = RemoteEnqueue(local, socket_path(settings.data_dir))
         try:
             await store.connect()  # the writer is listening before the first session

@@ -13,8 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+
 from postroom.model import Account
-from postroom.store import InvalidData, Store, StoreUnavailable
+from postroom.store import InvalidData, Store, StoreUnavailable, writer_link
 from postroom.store.writer_link import RemoteEnqueue
 from postroom.store.writer_process import Writer
 
@@ -35,26 +37,95 @@ def running_writer(store_url: str, path: Path) -> Iterator[Writer]:
         assert not thread.is_alive(), "the writer did not stop"
 
 
-def test_concurrent_sessions_share_transactions_and_all_land(
+def test_two_processes_share_transactions_and_each_hears_its_own(
         store_url: str, tmp_path: Path) -> None:
+    """Two ingress links (as two processes have) whose requests meet in the same commits, one
+    of them with a caller that fails: every caller gets its own outcome, none a neighbour's."""
     store = Store.open(store_url)
     path = tmp_path / "writer.sock"
     try:
         account = store.create_account("acme", sender_domains=["acme.test"])
+        taken = make_message(account.id, "first@example.org")
+        store.enqueue_many([taken])
+        links = [RemoteEnqueue(store, path) for _ in range(2)]
         messages = [make_message(account.id, f"r{i}@example.org") for i in range(60)]
+        duplicate = make_message(account.id, "again@example.org", id=taken.id)
         with running_writer(store_url, path) as writer:
-            remote = RemoteEnqueue(store, path)
 
-            async def main() -> None:
-                await asyncio.gather(*(remote.enqueue(m) for m in messages))
-                remote.disconnect()
+            async def main() -> tuple[list[BaseException | None], int,
+                                      list[BaseException | None]]:
+                for link in links:
+                    await link.connect()
+                try:
+                    first = await asyncio.gather(
+                        *(links[i % 2].enqueue(m) for i, m in enumerate(messages[:50])),
+                        return_exceptions=True)
+                    commits = writer.commits
+                    calls = [links[i % 2].enqueue(m) for i, m in enumerate(messages[50:])]
+                    calls.insert(5, links[1].enqueue(duplicate))
+                    return first, commits, await asyncio.gather(*calls, return_exceptions=True)
+                finally:
+                    for link in links:
+                        link.disconnect()
 
-            asyncio.run(main())
+            first, commits, second = asyncio.run(main())
+        assert first == [None] * 50
+        assert 1 <= commits < 50, commits  # the two links' requests shared transactions
+        assert isinstance(second.pop(5), InvalidData)
+        assert second == [None] * 10
         assert all(store.get_message(m.id) is not None for m in messages)
-        assert 1 <= writer.commits < len(messages), writer.commits
-        assert not path.exists(), "the socket outlived the writer"
+        assert len(writer.clients) == 0 and not path.exists(), "the writer outlived its stop"
     finally:
         store.close()
+
+
+def test_a_stranger_on_the_socket_is_dropped_and_the_others_go_on(
+        store: Store, account: Account, store_url: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bytes that are no request end that connection only; a batch larger than one commit
+    takes is refused before it is sent, and the link stays usable."""
+    path = tmp_path / "writer.sock"
+    good = make_message(account.id, "good@example.org")
+    with running_writer(store_url, path) as writer:
+        remote = RemoteEnqueue(store, path)
+
+        async def main() -> None:
+            try:
+                await remote.connect()
+                reader, stranger = await asyncio.open_unix_connection(str(path))
+                stranger.write(b"\x00\x00\x00\x03\xff\xff\xff")
+                await stranger.drain()
+                assert await asyncio.wait_for(reader.read(), 5) == b"", "not dropped"
+                monkeypatch.setattr(writer_link, "MAX_FRAME", 1 << 20)
+                huge = make_message(account.id, raw=b"x" * (1 << 20))
+                with pytest.raises(InvalidData, match="more than one commit takes"):
+                    await remote.enqueue_batch([huge, good])
+                await remote.enqueue(good)
+                stranger.close()
+            finally:
+                remote.disconnect()
+
+        asyncio.run(main())
+        assert writer.commits == 1
+    assert store.get_message(good.id) is not None
+
+
+def test_a_socket_path_longer_than_unix_sockets_take(store: Store, account: Account,
+                                                     store_url: str, tmp_path: Path) -> None:
+    deep = tmp_path.joinpath(*["d" * 40] * 4)
+    deep.mkdir(parents=True)
+    path = deep / "writer.sock"
+    assert len(str(path)) > 108
+    message = make_message(account.id)
+    with running_writer(store_url, path):
+        remote = RemoteEnqueue(store, path)
+
+        async def main() -> None:
+            await remote.enqueue(message)
+            remote.disconnect()
+
+        asyncio.run(main())
+    assert store.get_message(message.id) is not None
 
 
 def test_a_batch_lands_whole_and_a_bad_message_fails_alone(

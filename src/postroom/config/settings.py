@@ -138,9 +138,9 @@ class StorageSettings(_Section):
         True,
         description="Commit what the SMTP listeners accept in a process of its own, shared by "
         "every [smtp] process, so that the group commit does not compete with the SMTP event "
-        "loop for the interpreter lock (1.3-1.8 × the ingest rate in bench/profile.py). "
-        "false: a writer thread in each ingress process. The HTTP API always commits from "
-        "its own process.",
+        "loop for the interpreter lock (1.3-1.5 × the ingest rate at 10 sessions in "
+        "bench/profile.py). HTTP sends take the same way. false: a writer thread in each "
+        "ingress process.",
     )
 
 

@@ -28,14 +28,16 @@ __all__ = ["Serve", "run_child", "supervise"]
 Serve = Callable[[Settings, Any], tuple[Awaitable[None], Callable[[], None] | None]]
 
 
-async def supervise(target: Callable[[dict[str, Any], int], None], settings: Settings, *,
-                    name: str, grace: float, log: logging.Logger) -> None:
-    """Run `target(settings_dump, parent_pid)` in a spawned child until cancelled (then SIGTERM,
-    `grace` seconds, SIGKILL); a child that ends is started again a second later."""
+async def supervise(target: Callable[..., None], settings: Settings, *, name: str,
+                    grace: float, log: logging.Logger, args: tuple[Any, ...] | None = None
+                    ) -> None:
+    """Run `target(settings_dump, parent_pid)` (or `target(*args, parent_pid)`) in a spawned
+    child until cancelled (then SIGTERM, `grace` seconds, SIGKILL); a child that ends is
+    started again a second later."""
     ctx = multiprocessing.get_context("spawn")
-    dumped = settings.model_dump(mode="json")
+    first = args if args is not None else (settings.model_dump(mode="json"),)
     while True:
-        child = ctx.Process(target=target, args=(dumped, os.getpid()), name=name, daemon=True)
+        child = ctx.Process(target=target, args=(*first, os.getpid()), name=name, daemon=True)
         child.start()
         try:
             while child.is_alive():

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import marshal
+import os
 import struct
 import time
 from collections.abc import Sequence
@@ -30,20 +31,36 @@ from pathlib import Path
 from typing import Any
 
 from postroom.model.records import NewMessage
-from postroom.store.commit import give_up, validate
+from postroom.store.commit import _late, give_up, validate
 from postroom.store.errors import InvalidData, StorageFull, StoreUnavailable
 
 LEN = struct.Struct(">I")
 #: Reply codes.
 OK, FULL, UNAVAILABLE, DROPPED, INVALID, LOST = range(6)
-#: The most bytes one frame may announce (a message's head; the rest of a big one is spooled).
-MAX_FRAME = 64 << 20
+#: The most bytes one request may take (SMTP sends a big message's head; its rest is spooled to
+#: a file the writer reads; an HTTP request of many personalised copies is the largest).
+MAX_FRAME = 256 << 20
 CONNECT_SECONDS = 10.0
 
 
 def socket_path(data_dir: Path) -> Path:
     """Where the writer process listens: beside the default database, private to its user."""
     return data_dir.resolve() / "writer.sock"
+
+
+_dir_fds: dict[Path, int] = {}
+
+
+def address(path: Path) -> str:
+    """`path` as bind() and connect() take it. A Unix socket's path holds at most 107 bytes;
+    a longer one is reached through a descriptor of its directory (/proc/self/fd/N/NAME),
+    kept open for the life of the process."""
+    if len(os.fsencode(str(path))) < 100:
+        return str(path)
+    fd = _dir_fds.get(path.parent)
+    if fd is None:
+        fd = _dir_fds[path.parent] = os.open(path.parent, os.O_PATH | os.O_DIRECTORY)
+    return f"/proc/self/fd/{fd}/{path.name}"
 
 
 def encode(seq: int, deadline: float, messages: Sequence[NewMessage]) -> bytes:
@@ -152,34 +169,39 @@ class RemoteEnqueue:
         self._link: _Link | None = None
         self._next = 0
         self._connecting: asyncio.Lock | None = None
+        self._closed = False
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
 
-    async def connect(self, seconds: float = CONNECT_SECONDS) -> _Link:
-        """The open link, or a new one (retried for `seconds`: the writer may be starting)."""
+    async def connect(self, until: float | None = None) -> _Link:
+        """The open link, or a new one, retried until `until` (monotonic; default: 10 s from
+        now) while the writer is starting or being restarted. Callers queue for one attempt
+        at a time, each giving up at its own `until`."""
+        until = time.monotonic() + CONNECT_SECONDS if until is None else until
         link = self._link
         if link is not None and link.transport is not None:
             return link
         if self._connecting is None:
             self._connecting = asyncio.Lock()
         async with self._connecting:
-            link = self._link
-            if link is not None and link.transport is not None:
-                return link
             loop = asyncio.get_running_loop()
-            give_up_at = time.monotonic() + seconds
             while True:
+                if self._closed:
+                    raise OSError("the link to the writer process is closed (shutting down)")
+                link = self._link
+                if link is not None and link.transport is not None:
+                    return link
                 try:
                     _, link = await loop.create_unix_connection(lambda: _Link({}),
-                                                                str(self.path))
-                    break
+                                                                address(self.path))
                 except OSError:
-                    if time.monotonic() >= give_up_at:
+                    if time.monotonic() >= until:
                         raise
                     await asyncio.sleep(0.1)
-            self._link = link
-            return link
+                    continue
+                self._link = link
+                return link
 
     async def enqueue(self, message: NewMessage) -> None:
         await self._commit((message,))
@@ -192,18 +214,26 @@ class RemoteEnqueue:
     async def _commit(self, batch: tuple[NewMessage, ...]) -> None:
         validate(batch)
         seconds = self._store.writer.commit_timeout
-        try:
-            link = await self.connect(min(seconds, CONNECT_SECONDS))
-        except OSError as exc:
-            raise StoreUnavailable("the writer process is not reachable") from exc
+        started = time.monotonic()
         self._next += 1
         seq = self._next
+        frame = encode(seq, started + seconds, batch)
+        if len(frame) - LEN.size > MAX_FRAME:
+            raise InvalidData(f"{len(batch)} messages of {len(frame)} bytes in all are more"
+                              f" than one commit takes ({MAX_FRAME} bytes): send fewer at once")
+        try:
+            link = await self.connect(started + min(seconds, CONNECT_SECONDS))
+        except OSError as exc:
+            raise StoreUnavailable("the writer process is not reachable") from exc
         loop = asyncio.get_running_loop()
         future: asyncio.Future[int] = loop.create_future()
+        left = started + seconds - time.monotonic()
+        if left <= 0:
+            raise StoreUnavailable(_late(seconds, True))
         link.pending[seq] = future
         assert link.transport is not None
-        link.transport.write(encode(seq, time.monotonic() + seconds, batch))
-        deadline = loop.call_later(seconds, give_up, future, seconds)
+        link.transport.write(frame)
+        deadline = loop.call_later(left, give_up, future, seconds)
         try:
             code = await future
         finally:
@@ -213,7 +243,9 @@ class RemoteEnqueue:
             _raise_for(code)
 
     def disconnect(self) -> None:
-        """Close the link (the writer process ends once every ingress has closed its own)."""
+        """Close the link for good (the writer process ends once every ingress has closed its
+        own); later enqueues raise StoreUnavailable (451)."""
+        self._closed = True
         link, self._link = self._link, None
         if link is not None and link.transport is not None:
             link.transport.close()

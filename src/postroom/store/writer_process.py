@@ -26,7 +26,6 @@ import signal
 import socket
 import time
 from pathlib import Path
-from typing import Any
 
 from postroom.store import rows
 from postroom.store.commit import commit_units
@@ -39,11 +38,12 @@ from postroom.store.writer_link import (
     FULL,
     INVALID,
     LEN,
+    MAX_FRAME,
     OK,
     UNAVAILABLE,
+    address,
     decode,
     frames,
-    socket_path,
 )
 
 log = logging.getLogger("postroom.store.writer")
@@ -65,7 +65,7 @@ class _Client:
 class Writer:
     """The loop; `run()` returns when stopped (`stop()`, SIGTERM) and every client is gone."""
 
-    def __init__(self, url: str, path: Path, *, grace: float = 15.0,
+    def __init__(self, url: str, path: Path, *, grace: float = 10.0,
                  parent: int | None = None) -> None:
         self.db = Database(url)
         self.conn = KeptConnection(self.db)
@@ -86,7 +86,7 @@ class Writer:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o077)
         try:
-            sock.bind(str(path))
+            sock.bind(address(path))
         finally:
             os.umask(old)
         sock.listen(128)
@@ -136,6 +136,9 @@ class Writer:
                 sock, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
+            except OSError as exc:  # out of descriptors, an aborted connection...
+                log.error("writer: accept failed: %s", exc)
+                return
             sock.setblocking(False)
             client = _Client(sock)
             self.clients[sock] = client
@@ -143,7 +146,7 @@ class Writer:
 
     def _read(self, client: _Client) -> None:
         """Everything the client has sent so far (several recvs: requests keep arriving)."""
-        while len(client.inbuf) < MAX_BYTES:
+        while len(client.inbuf) < MAX_FRAME + LEN.size:  # a whole frame fits, then it waits
             try:
                 data = client.sock.recv(READ_CHUNK)
             except (BlockingIOError, InterruptedError):
@@ -179,7 +182,13 @@ class Writer:
                 if batch and (count >= MAX_MESSAGES or size >= MAX_BYTES):
                     break
                 taken += LEN.size + len(payload)
-                seq, deadline, messages = decode(payload)
+                try:
+                    seq, deadline, messages = decode(payload)
+                except Exception as exc:  # not our own client's frame: end that connection
+                    log.error("writer: dropping a client that sent an unreadable request: %r",
+                              exc)
+                    self._drop(client)
+                    break
                 if deadline < now:
                     dropped.append((client, seq))
                     continue
@@ -266,15 +275,15 @@ def _code(exc: BaseException | None) -> int:
     return INVALID if not isinstance(exc, OSError) else UNAVAILABLE
 
 
-def child_main(dumped: dict[str, Any], parent: int) -> None:
-    """The spawned process (`child_process.supervise` target)."""
-    from postroom.config.settings import Settings
-
+def child_main(url: str, path: str, parent: int) -> None:
+    """The spawned process (`child_process.supervise` target). It takes the store URL and the
+    socket path rather than the settings, so that it loads neither pydantic nor the rest of
+    the store (20 MB less: `bench/memory.py` sums every process)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
                         "%(process)d: %(message)s")
-    settings = Settings(**dumped)
-    writer = Writer(settings.storage_url, socket_path(settings.data_dir), parent=parent)
+    writer = Writer(url, Path(path), parent=parent)
     signal.signal(signal.SIGTERM, lambda *_: writer.stop())
-    signal.signal(signal.SIGINT, lambda *_: writer.stop())
+    # Ctrl-C reaches the whole process group: the parent stops the ingress, then this, in order
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     log.info("writer process ready on %s", writer.path)
     writer.run()
