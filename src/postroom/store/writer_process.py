@@ -27,6 +27,7 @@ import socket
 import time
 from pathlib import Path
 
+from postroom.config.heap import settle_heap
 from postroom.store import rows
 from postroom.store.commit import commit_units
 from postroom.store.engine import Database, KeptConnection
@@ -99,6 +100,7 @@ class Writer:
             self._stop_at = time.monotonic() + self.grace
 
     def run(self) -> None:
+        next_look = 0.0  # when to look again whether the parent is still there
         try:
             while not self._finished():
                 timeout = 0.5 if self._stop_at is None else 0.05
@@ -113,8 +115,10 @@ class Writer:
                         self._flush(client)
                 while self._commit_some():
                     pass
-                if self.parent is not None and os.getppid() != self.parent:
-                    self.stop()
+                if self.parent is not None and time.monotonic() >= next_look:
+                    next_look = time.monotonic() + 0.5
+                    if os.getppid() != self.parent:
+                        self.stop()
         finally:
             self._close()
 
@@ -285,5 +289,6 @@ def child_main(url: str, path: str, parent: int) -> None:
     signal.signal(signal.SIGTERM, lambda *_: writer.stop())
     # Ctrl-C reaches the whole process group: the parent stops the ingress, then this, in order
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    settle_heap()  # per request a few objects live until the commit: few young collections
     log.info("writer process ready on %s", writer.path)
     writer.run()
