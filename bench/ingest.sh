@@ -17,7 +17,9 @@
 #   postfix / ingest only          acceptance with qmgr off: queue-file write+fsync only
 #                                                                            (run.sh postfix_ingest)
 #   postroom p=N                   embedded SQLite, [smtp] processes = N for N in PROCESSES,
-#                                  delivery off, a fresh data dir and server before every rep
+#                                  delivery off, a fresh data dir and server before every rep;
+#                                  "Nt" in PROCESSES: the same with a writer thread in each
+#                                  process instead of the writer process (writer_process = false)
 #                                                                            (run.sh target)
 # Shared machine: bench/cpu_monitor.py counts the CPU of processes that are not part of the run.
 # Each measurement first waits (at most QUIET_TIMEOUT s) until foreign processes used at most
@@ -66,8 +68,10 @@ postroom_stop() {
 }
 
 # postroom_start: empty data dir, the loopback-trusting account, server up ("postroom ready").
+# VARIANT is the number of processes, with a "t" after it for `[storage] writer_process = false`.
 postroom_start() {
-  local i
+  local i procs=${VARIANT%t} writer=true
+  [ "$procs" = "$VARIANT" ] || writer=false
   mkdir -p "$WORK/data"
   cat >"$WORK/postroom.toml" <<EOF
 data_dir = "$WORK/data"
@@ -77,7 +81,10 @@ hostname = "postroom.bench.test"
 listen_plain = "127.0.0.1:$PORT"
 listen_implicit_tls = ""
 listen_starttls = ""
-processes = $VARIANT
+processes = $procs
+
+[storage]
+writer_process = $writer
 
 [http]
 listen = "127.0.0.1:$HTTP_PORT"

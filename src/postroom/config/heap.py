@@ -8,7 +8,8 @@ was made since. The young generation is collected less often too: most per-messa
 freed by reference counting before a collection would find it.
 
 The interpreter lock is handed over more often (every 0.5 ms instead of CPython's 5 ms): the
-ingress's group-commit writer thread comes back from its fsync and then waits for the lock
+ingress's group-commit writer thread (with `[storage] writer_process = false`; by default the
+commit runs in a process of its own) comes back from its fsync and then waits for the lock
 while the event loop runs, and every session of that group commit waits for it in turn. With
 10 SMTP sessions (one message in flight each) the switch interval was the largest part of that
 chain: 1,219 -> 1,401-1,428 msgs/s in paired runs (bench/profile.py --sessions 10), with no

@@ -1,5 +1,8 @@
 """Group commit: one writer thread turns many concurrent enqueues into few fsync'd transactions.
 
+(`postroom serve` runs the same commit in a process of its own, writer_process.py; this
+thread serves in-process callers and `[storage] writer_process = false`.)
+
 Why: every accepted message must be durable before the client hears 250/2xx, and a durable
 commit costs an fsync (milliseconds). One transaction per message would cap ingress at a few
 hundred messages a second and, on SQLite, serialize every SMTP session on the file lock. The
@@ -213,7 +216,7 @@ def commit_units(conn: KeptConnection, binds: Any, batch: list[_Unit]
 
 def give_up(future: asyncio.Future[Any], seconds: float, *, dropped: bool = False) -> None:
     """Fail a caller whose deadline passed, unless it was settled meanwhile (also the deadline
-    of an ingress child waiting on its parent's writer, writer_link.py)."""
+    of an ingress process waiting on the writer process, writer_link.py)."""
     if not future.done():
         future.set_exception(StoreUnavailable(_late(seconds, dropped)))
 
