@@ -7,10 +7,7 @@ tests/e2e/test_writer_process.py drives the real process behind `postroom serve`
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,23 +15,10 @@ import pytest
 from postroom.model import Account
 from postroom.store import InvalidData, Store, StoreUnavailable, writer_link
 from postroom.store.writer_link import RemoteEnqueue
-from postroom.store.writer_process import Writer
+from support.writer_process import running_writer
 
 from .factories import make_message
 from .test_commit_deadline import writer_stuck
-
-
-@contextmanager
-def running_writer(store_url: str, path: Path) -> Iterator[Writer]:
-    writer = Writer(store_url, path, grace=5.0)
-    thread = threading.Thread(target=writer.run, name="test-writer", daemon=True)
-    thread.start()
-    try:
-        yield writer
-    finally:
-        writer.stop()
-        thread.join(10)
-        assert not thread.is_alive(), "the writer did not stop"
 
 
 def test_two_processes_share_transactions_and_each_hears_its_own(

@@ -115,10 +115,12 @@ def install(app: FastAPI) -> None:
                                  "message": "Method not allowed.", "status": "error"}, 405)
         return error_response(ApiError("INVALID_DATA", str(exc.detail)))
 
-    from postroom.store.errors import StoreError
+    from postroom.store.errors import BatchTooLarge, StoreError
 
     @app.exception_handler(StoreError)  # handled here, so the connection stays usable
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
+        if isinstance(exc, BatchTooLarge):  # the request's fault: a retry cannot succeed
+            return error_response(ApiError("INVALID_DATA", f"{exc}: use fewer items per request."))
         ref = secrets.token_hex(6)
         log.error("store error (ref %s): %s", ref, exc)
         return error_response(ApiError("SERVICE_UNAVAILABLE", details={"ref": ref}))

@@ -53,6 +53,11 @@ class InvalidData(StoreError):
     """The values do not fit the schema (too long, missing); retrying cannot help."""
 
 
+class BatchTooLarge(InvalidData):
+    """More messages at once than one commit takes (the writer process's frame limit): the
+    caller must send fewer at a time; a retry of the same request cannot succeed."""
+
+
 _SQLITE_FULL_TEXT = "database or disk is full"
 _PG_DISK_FULL = "53100"
 _PG_UNIQUE = "23505"

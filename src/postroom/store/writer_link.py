@@ -32,7 +32,7 @@ from typing import Any
 
 from postroom.model.records import NewMessage
 from postroom.store.commit import _late, give_up, validate
-from postroom.store.errors import InvalidData, StorageFull, StoreUnavailable
+from postroom.store.errors import BatchTooLarge, InvalidData, StorageFull, StoreUnavailable
 
 LEN = struct.Struct(">I")
 #: Reply codes.
@@ -219,8 +219,9 @@ class RemoteEnqueue:
         seq = self._next
         frame = encode(seq, started + seconds, batch)
         if len(frame) - LEN.size > MAX_FRAME:
-            raise InvalidData(f"{len(batch)} messages of {len(frame)} bytes in all are more"
-                              f" than one commit takes ({MAX_FRAME} bytes): send fewer at once")
+            raise BatchTooLarge(f"{len(batch)} messages of {len(frame)} bytes in all are more"
+                                f" than one commit takes ({MAX_FRAME} bytes): send fewer at"
+                                " once")
         try:
             link = await self.connect(started + min(seconds, CONNECT_SECONDS))
         except OSError as exc:
