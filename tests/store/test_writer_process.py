@@ -211,3 +211,26 @@ def test_a_lost_writer_fails_its_callers_and_a_new_one_is_found(tmp_path: Path) 
         assert store.get_message(later.id) is not None
     finally:
         store.close()
+
+
+def test_an_old_writer_leaves_a_new_one_s_socket_alone(store: Store, account: Account,
+                                                       store_url: str, tmp_path: Path) -> None:
+    """After a crash the new server's writer binds the path while the orphaned old one is
+    still finishing; when the old one ends, the new one must stay reachable."""
+    path = tmp_path / "writer.sock"
+    message = make_message(account.id)
+    with running_writer(store_url, path) as old, running_writer(store_url, path):
+        old.stop()
+        end = time.monotonic() + 5
+        while old.listener is not None and time.monotonic() < end:
+            time.sleep(0.01)
+        assert old.listener is None
+        assert path.exists(), "the old writer removed the new one's socket"
+        remote = RemoteEnqueue(store, path)
+
+        async def main() -> None:
+            await remote.enqueue(message)
+            remote.disconnect()
+
+        asyncio.run(main())
+    assert store.get_message(message.id) is not None

@@ -75,6 +75,7 @@ class Writer:
         self.sel = selectors.DefaultSelector()
         self.clients: dict[socket.socket, _Client] = {}
         self.listener: socket.socket | None = self._listen(path)
+        self._inode = os.stat(address(path)).st_ino
         self.sel.register(self.listener, selectors.EVENT_READ, None)
         self._stop_at: float | None = None
         #: transactions committed (a test reads it: batching really happens)
@@ -93,6 +94,17 @@ class Writer:
         sock.listen(128)
         sock.setblocking(False)
         return sock
+
+    def _unlisten(self) -> None:
+        """Close the listener and remove its socket file, unless the file is already another
+        writer's: a server started again after a crash binds anew while this one, orphaned,
+        is still finishing."""
+        assert self.listener is not None
+        self.listener.close()
+        self.listener = None
+        with contextlib.suppress(OSError):
+            if os.stat(address(self.path)).st_ino == self._inode:
+                os.unlink(address(self.path))
 
     def stop(self) -> None:
         """Accept no one new; end when the clients are gone or `grace` has passed."""
@@ -127,10 +139,7 @@ class Writer:
             return False
         if self.listener is not None:
             self.sel.unregister(self.listener)
-            self.listener.close()
-            self.listener = None
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+            self._unlisten()
         return not self.clients or time.monotonic() >= self._stop_at
 
     def _accept(self) -> None:
@@ -252,9 +261,7 @@ class Writer:
         for client in list(self.clients.values()):
             self._drop(client)
         if self.listener is not None:
-            self.listener.close()
-            with contextlib.suppress(FileNotFoundError):
-                self.path.unlink()
+            self._unlisten()
         self.sel.close()
         self.conn.close()
         self.db.engine.dispose()
