@@ -12,13 +12,26 @@ from pathlib import Path
 
 import pytest
 
-from postroom.model import Account
+from postroom.model import Account, NewMessage
 from postroom.store import InvalidData, Store, StoreUnavailable, writer_link
 from postroom.store.writer_link import RemoteEnqueue
 from support.writer_process import running_writer
 
 from .factories import make_message
 from .test_commit_deadline import writer_stuck
+
+
+def enqueue_once(store: Store, path: Path, message: NewMessage) -> None:
+    """One enqueue over a new link, from a loop of its own."""
+    remote = RemoteEnqueue(store, path)
+
+    async def main() -> None:
+        try:
+            await remote.enqueue(message)
+        finally:
+            remote.disconnect()
+
+    asyncio.run(main())
 
 
 def test_two_processes_share_transactions_and_each_hears_its_own(
@@ -102,13 +115,7 @@ def test_a_socket_path_longer_than_unix_sockets_take(store: Store, account: Acco
     assert len(str(path)) > 108
     message = make_message(account.id)
     with running_writer(store_url, path):
-        remote = RemoteEnqueue(store, path)
-
-        async def main() -> None:
-            await remote.enqueue(message)
-            remote.disconnect()
-
-        asyncio.run(main())
+        enqueue_once(store, path, message)
     assert store.get_message(message.id) is not None
 
 
@@ -226,11 +233,5 @@ def test_an_old_writer_leaves_a_new_one_s_socket_alone(store: Store, account: Ac
             time.sleep(0.01)
         assert old.listener is None
         assert path.exists(), "the old writer removed the new one's socket"
-        remote = RemoteEnqueue(store, path)
-
-        async def main() -> None:
-            await remote.enqueue(message)
-            remote.disconnect()
-
-        asyncio.run(main())
+        enqueue_once(store, path, message)
     assert store.get_message(message.id) is not None
