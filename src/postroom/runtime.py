@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from postroom.config.heap import settle_heap
+from postroom.config.logs import configure_logging
 from postroom.config.settings import Settings
 from postroom.inbound.handler import IngressHandler
 from postroom.inbound.service import InboundService
@@ -72,13 +73,6 @@ def use_fast_event_loop() -> None:
     except ImportError:
         return
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-
-
-def configure_logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(process)d: %(message)s",
-    )
 
 
 def spawn_lightly() -> None:
@@ -184,7 +178,7 @@ async def _serve(settings: Settings, local: Any, cert: Path, key: Path, *, full:
         except OSError as exc:
             raise RuntimeError(f"the writer process is not listening on {store.path}: {exc}"
                                " (see its log above)") from exc
-    if full and children is not None:
+    if children is not None:  # the parent's
         ctx = multiprocessing.get_context("spawn")
         for _ in range(s.processes - 1):
             p = ctx.Process(target=_ingress_child, args=(settings.model_dump(mode="json"),),

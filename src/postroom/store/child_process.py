@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from postroom.config.heap import BACKGROUND_SWITCH_INTERVAL_S, settle_heap
+from postroom.config.logs import configure_logging
 from postroom.config.settings import Settings
 
 __all__ = ["Serve", "run_child", "supervise"]
@@ -58,8 +59,7 @@ def run_child(dumped: dict[str, Any], parent: int, serve: Serve,
     """The child's side: open the store, run `serve` until SIGTERM/SIGINT or orphaned."""
     from postroom.store.api import Store
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                        "%(process)d: %(message)s")
+    configure_logging()
     settings = Settings(**dumped)
     store = Store(settings.storage_url, relaxed=True)
 

@@ -97,7 +97,7 @@ class GroupCommitWriter:
         try:
             future.result(timeout=self.commit_timeout)
         except concurrent.futures.TimeoutError:
-            raise StoreUnavailable(_late(self.commit_timeout, self._drop(unit))) from None
+            raise StoreUnavailable(late_reason(self.commit_timeout, self._drop(unit))) from None
 
     def _give_up(self, unit: _Unit) -> None:
         """A caller's deadline (a loop callback): fail it unless it was settled meanwhile."""
@@ -218,10 +218,10 @@ def give_up(future: asyncio.Future[Any], seconds: float, *, dropped: bool = Fals
     """Fail a caller whose deadline passed, unless it was settled meanwhile (also the deadline
     of an ingress process waiting on the writer process, writer_link.py)."""
     if not future.done():
-        future.set_exception(StoreUnavailable(_late(seconds, dropped)))
+        future.set_exception(StoreUnavailable(late_reason(seconds, dropped)))
 
 
-def _late(seconds: float, dropped: bool) -> str:
+def late_reason(seconds: float, dropped: bool) -> str:
     then = "it was dropped" if dropped else "it may still complete"
     return f"the commit did not finish within {seconds:g} s ({then})"
 

@@ -8,9 +8,10 @@ time and the loop ~70 µs more CPU per message. Over a Unix socket, each message
 one write and its share of one read of the replies.
 
 Frames, both ways: a 4-byte big-endian length, then a `marshal` payload. Request: (seq,
-deadline, the fields of each NewMessage that commit together). Reply: (seqs, codes), one per commit and connection. marshal,
-not JSON, because it costs a fifth as much; not pickle, because loading runs no code. Both ends
-are this interpreter, and the socket is private (mode 0600 in data_dir, like the database).
+deadline, the fields of each NewMessage that commit together). Reply: (seqs, codes), one per
+commit and connection. marshal, not JSON, because it costs a fifth as much; not pickle, because
+loading runs no code. Both ends are this interpreter, and the socket is private (mode 0600 in
+data_dir, like the database).
 
 The deadline is the caller's `time.monotonic()` plus its commit timeout: CLOCK_MONOTONIC is
 one clock for every process of the machine, so the writer drops a unit still waiting at its
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from postroom.model.records import NewMessage
-from postroom.store.commit import _late, give_up, validate
+from postroom.store.commit import give_up, late_reason, validate
 from postroom.store.errors import BatchTooLarge, InvalidData, StorageFull, StoreUnavailable
 
 LEN = struct.Struct(">I")
@@ -127,8 +128,8 @@ def _raise_for(code: int) -> None:
 class _Link(asyncio.Protocol):
     """One connection to the writer; settles `pending` futures from the replies."""
 
-    def __init__(self, pending: dict[int, asyncio.Future[int]]) -> None:
-        self.pending = pending
+    def __init__(self) -> None:
+        self.pending: dict[int, asyncio.Future[int]] = {}
         self.transport: asyncio.Transport | None = None
         self._buf = bytearray()
 
@@ -193,7 +194,7 @@ class RemoteEnqueue:
                 if link is not None and link.transport is not None:
                     return link
                 try:
-                    _, link = await loop.create_unix_connection(lambda: _Link({}),
+                    _, link = await loop.create_unix_connection(_Link,
                                                                 address(self.path))
                 except OSError:
                     if time.monotonic() >= until:
@@ -230,7 +231,7 @@ class RemoteEnqueue:
         future: asyncio.Future[int] = loop.create_future()
         left = started + seconds - time.monotonic()
         if left <= 0:
-            raise StoreUnavailable(_late(seconds, True))
+            raise StoreUnavailable(late_reason(seconds, True))
         link.pending[seq] = future
         assert link.transport is not None
         link.transport.write(frame)

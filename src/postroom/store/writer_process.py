@@ -28,10 +28,11 @@ import time
 from pathlib import Path
 
 from postroom.config.heap import settle_heap
+from postroom.config.logs import configure_logging
 from postroom.store import rows
 from postroom.store.commit import commit_units
 from postroom.store.engine import Database, KeptConnection
-from postroom.store.errors import InvalidData, StorageFull, StoreUnavailable
+from postroom.store.errors import StorageFull, StoreUnavailable
 from postroom.store.fastsql import for_dialect
 from postroom.store.queue_rows import Unit
 from postroom.store.writer_link import (
@@ -275,23 +276,21 @@ def _add(replies: dict[_Client, tuple[list[int], bytearray]], client: _Client, s
 
 
 def _code(exc: BaseException | None) -> int:
+    """A unit's outcome on the wire: anything but the database's own trouble is its data's."""
     if exc is None:
         return OK
     if isinstance(exc, StorageFull):
         return FULL
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, StoreUnavailable | OSError):
         return UNAVAILABLE
-    if isinstance(exc, InvalidData):
-        return INVALID
-    return INVALID if not isinstance(exc, OSError) else UNAVAILABLE
+    return INVALID
 
 
 def child_main(url: str, path: str, parent: int) -> None:
     """The spawned process (`child_process.supervise` target). It takes the store URL and the
     socket path rather than the settings, so that it loads neither pydantic nor the rest of
     the store (20 MB less: `bench/memory.py` sums every process)."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
-                        "%(process)d: %(message)s")
+    configure_logging()
     writer = Writer(url, Path(path), parent=parent)
     signal.signal(signal.SIGTERM, lambda *_: writer.stop())
     # Ctrl-C reaches the whole process group: the parent stops the ingress, then this, in order
