@@ -44,6 +44,7 @@ BODIES: list[tuple[bytes, dict[str, str]]] = [
     (b"", JSON),
     (b"{", JSON),
     (b'{"data": [1,', JSON),
+    (b'{"data": "\xff"}', JSON),  # not UTF-8
     (b"{}", JSON),
     (b'{"data": []}', JSON),
     (b'{"data": "x"}', JSON),

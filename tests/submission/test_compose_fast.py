@@ -3,12 +3,11 @@ Date per second, bare addresses), and the memos never mix two messages up."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta, timezone
 
-import pytest
-
 from postroom.submission import compose as composer
-from postroom.submission.compose import Composition, compose
+from postroom.submission.compose import Attachment, Composition, compose
 
 WHEN = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
 
@@ -72,7 +71,14 @@ def test_each_message_gets_its_own_boundary_and_content() -> None:
     assert a.split(b"boundary=")[1][:30] != b.split(b"boundary=")[1][:30]
 
 
-def test_non_ascii_address_still_refused_by_formataddr() -> None:
-    c = Composition(from_name="", from_email="jösé@shop.example", to=[("", "r@example.org")])
-    with pytest.raises(UnicodeEncodeError):
-        compose(c, message_id="<m@h>", date=WHEN)
+def test_non_ascii_address_is_written_as_utf8() -> None:
+    """RFC 6532 (formataddr raised for these, and the HTTP API answered 500)."""
+    c = Composition(from_name="", from_email="jösé@shop.example",
+                    to=[("Jöhn \"J\"", "jöhn@example.org")])
+    raw = compose(c, message_id="<m@h>", date=WHEN)
+    assert raw.startswith("From: jösé@shop.example\r\nTo: =?utf-8?".encode())
+    assert "?= <jöhn@example.org>\r\n".encode() in raw
+    slow = compose(dataclasses.replace(c, attachments=[Attachment("a.txt", "text/plain", b"x")]),
+                   message_id="<m@h>", date=WHEN)
+    assert "From: jösé@shop.example\r\n".encode() in slow
+    assert "<jöhn@example.org>\r\n".encode() in slow

@@ -79,7 +79,8 @@ def create_app(
     app.state.sender = HttpSender(
         store, hostname=settings.smtp.hostname,
         consent_link=lambda account_id, address: privacy.consent_url(app, account_id, address),
-        suppressions=cache,
+        suppressions=cache, max_recipients=settings.smtp.max_recipients,
+        max_message_size=settings.smtp.max_message_size,
     )
     for module in (send, messages, suppressions, files, templates, privacy, admin, tracking,
                    webhooks):

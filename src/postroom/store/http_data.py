@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import and_, delete, exists, func, or_, select, update
 
 from postroom.model.ids import new_id
 from postroom.model.records import Consent, EventType, RecipientStatus, StoredFile, Template
@@ -331,11 +331,11 @@ def cancel_scheduled(db: Database, account_id: str, message_id: str) -> list[str
 def messages_involving(db: Database, account_id: str, address: str) -> list[str]:
     addr = address.lower()
     with db.read() as conn:
-        as_rcpt = select(recipients.c.message_id).where(recipients.c.address.ilike(addr))
+        as_rcpt = select(recipients.c.message_id).where(func.lower(recipients.c.address) == addr)
         return list(conn.execute(select(messages.c.id).where(
             messages.c.account_id == account_id,
-            or_(messages.c.id.in_(as_rcpt), messages.c.mail_from.ilike(addr),
-                messages.c.header_from.ilike(addr)),
+            or_(messages.c.id.in_(as_rcpt), func.lower(messages.c.mail_from) == addr,
+                func.lower(messages.c.header_from) == addr),
         ).order_by(messages.c.id)).scalars())
 
 
@@ -346,18 +346,18 @@ def erase_address(db: Database, account_id: str, address: str, ids: Sequence[str
     with db.write() as conn:
         if ids:
             conn.execute(update(recipients).where(recipients.c.message_id.in_(ids),
-                                                  recipients.c.address.ilike(addr))
+                                                  func.lower(recipients.c.address) == addr)
                          .values(address=token, domain="erased.invalid"))
             conn.execute(update(events).where(events.c.message_id.in_(ids),
-                                              events.c.recipient.ilike(addr))
+                                              func.lower(events.c.recipient) == addr)
                          .values(recipient=token))
             conn.execute(delete(message_chunks).where(message_chunks.c.message_id.in_(ids)))
             conn.execute(update(messages).where(messages.c.id.in_(ids)).values(raw=b"", subject=""))
             conn.execute(update(messages).where(messages.c.id.in_(ids),
-                                                messages.c.mail_from.ilike(addr))
+                                                func.lower(messages.c.mail_from) == addr)
                          .values(mail_from=token))
             conn.execute(update(messages).where(messages.c.id.in_(ids),
-                                                messages.c.header_from.ilike(addr))
+                                                func.lower(messages.c.header_from) == addr)
                          .values(header_from=token))
         conn.execute(delete(consents).where(consents.c.account_id == account_id,
                                             consents.c.address == addr))

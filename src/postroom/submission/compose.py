@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.header import Header
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from functools import lru_cache
 from html import unescape
 from html.parser import HTMLParser
@@ -92,20 +92,30 @@ def html_to_text(html: str) -> str:
 
 
 def _addr(name: str, address: str) -> str:
+    if not address.isascii():
+        return _mailbox(name, address)
     return email.utils.formataddr((name, address)) if name else address
 
 
 def _mailbox(name: str, address: str) -> str:
-    """formataddr(…, charset='utf-8'), skipped for the common bare ASCII address (same result;
-    a non-ASCII address still goes through it and raises as before)."""
-    if not name and address.isascii():
+    """formataddr(…, charset='utf-8'), skipped for the common bare ASCII address. A UTF-8
+    address is written as it is (RFC 6532; delivering it then needs SMTPUTF8), which
+    formataddr cannot do: it raised."""
+    if address.isascii():
+        return email.utils.formataddr((name, address), charset="utf-8") if name else address
+    if not name:
         return address
-    return email.utils.formataddr((name, address), charset="utf-8")
+    shown = email.utils.formataddr((name, "x@x"), charset="utf-8")
+    return f"{shown[:-len('<x@x>')]}<{address}>"
+
+
+def _one_line(value: str) -> str:
+    return value.replace("\r", " ").replace("\n", " ")
 
 
 def _header(value: str) -> str:
     """An unstructured header value: RFC 2047 when not ASCII or too long for one line."""
-    value = value.replace("\r", " ").replace("\n", " ")
+    value = _one_line(value)
     if value.isascii() and len(value) < 900:
         return value
     return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
@@ -193,14 +203,16 @@ def compose(c: Composition, *, message_id: str, date: datetime | None = None) ->
     """The message's bytes, CRLF line ends, ready for the store."""
     if not c.attachments:
         return _fast(c, message_id, date or datetime.now(UTC))
-    msg = EmailMessage(policy=SMTP)
+    everyone = [c.from_email, *(a for _, a in c.to), *(a for _, a in c.cc)]
+    utf8 = not all(a.isascii() for a in everyone)  # RFC 6532 headers, as _mailbox writes them
+    msg = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
     msg["From"] = _addr(c.from_name, c.from_email)
     msg["To"] = ", ".join(_addr(n, a) for n, a in c.to)
     if c.cc:
         msg["Cc"] = ", ".join(_addr(n, a) for n, a in c.cc)
     if c.reply_to:
         msg["Reply-To"] = _addr(*c.reply_to)
-    msg["Subject"] = c.subject
+    msg["Subject"] = _one_line(c.subject)
     msg["Date"] = email.utils.format_datetime(date or datetime.now(UTC))
     msg["Message-ID"] = message_id
     if c.in_reply_to:

@@ -33,6 +33,13 @@ from postroom.submission.http_items import (
 )
 
 _CONSENT_FORM = re.compile(r"\$\{ConsentForm(?:\.[A-Za-z_]+)?\}")
+#: What a name or file name may not hold: control characters (CR and LF would start a header
+#: of the sender's choosing) and lone surrogates (not encodable).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def _printable(text: str) -> bool:
+    return _UNPRINTABLE.search(text) is None
 
 
 class _Memo:
@@ -52,6 +59,9 @@ class _Memo:
             if not ok:
                 raise Refused("INVALID_DATA", "Malformed email address.", api_name=name,
                               email=email)
+            if p.user_name and not _printable(p.user_name):
+                raise Refused("INVALID_DATA", "A name may not contain control characters.",
+                              api_name=name, email=email)
 
     def sender_refused(self, address: str) -> bool:
         refused = self.refused_senders.get(address)
@@ -65,8 +75,12 @@ class HttpSender:
     """Turns send_mail items into queued messages for one account."""
 
     def __init__(self, store: Any, *, hostname: str, consent_link: Any = None,
-                 suppressions: Any = None) -> None:
+                 suppressions: Any = None, max_recipients: int = 1000,
+                 max_message_size: int = 20 << 20) -> None:
+        """`max_recipients`, `max_message_size`: the SMTP listeners' limits (`[smtp]`),
+        which a composed message must meet as a submitted one does."""
         self.store, self.hostname = store, hostname
+        self.max_recipients, self.max_message_size = max_recipients, max_message_size
         self.consent_link = consent_link  # callable(account_id, address) -> URL, or None
         self.suppressions = suppressions  # a SuppressionCache, or None to ask the store
 
@@ -87,6 +101,11 @@ class HttpSender:
                                   "You have exceeded the maximum email limit for the day.",
                                   limit=account.daily_limit)
                 result = await self._one(account, item, client_ip, blocked, memo)
+                if account.daily_limit is not None \
+                        and used + len(result.messages) > account.daily_limit:
+                    raise Refused("LIMIT_EXCEEDED",
+                                  "You have exceeded the maximum email limit for the day.",
+                                  limit=account.daily_limit)
                 used += len(result.messages)
             except Refused as r:
                 result = ItemResult(False, r.code, r.message, r.details)
@@ -145,7 +164,15 @@ class HttpSender:
         if personal and (item.cc or item.bcc):
             raise Refused("INVALID_DATA", "cc/bcc cannot be combined with per-recipient merge_data.",
                           api_name="merge_data")
-        copies = [[p] for p in item.to] if personal else [list(item.to)]
+        if item.consent_email and (item.cc or item.bcc):  # the form names its one reader
+            raise Refused("INVALID_DATA", "cc/bcc cannot be combined with consent_email.",
+                          api_name="consent_email")
+        one_each = bool(personal) or bool(item.consent_email)
+        copies = [[p] for p in item.to] if one_each else [list(item.to)]
+        size = 1 if one_each else len(item.to) + len(item.cc) + len(item.bcc)
+        if size > self.max_recipients:
+            raise Refused("INVALID_DATA", "Too many recipients in one message.",
+                          api_name="to", maximum=self.max_recipients)
         options = {"tags": item.tags, "metadata": item.metadata,
                    "client_reference": item.client_reference, "notify_url": item.notify_url,
                    "callback_data": item.callback_data}
@@ -156,7 +183,7 @@ class HttpSender:
             if item.reply_to else None
         messages = []
         for to in copies:
-            variables = {**item.merge_data, **(to[0].merge_data or {})} if personal \
+            variables = {**item.merge_data, **(to[0].merge_data or {})} if one_each \
                 else dict(item.merge_data)
             if item.consent_email and self.consent_link is not None:
                 variables.setdefault("ConsentForm", self.consent_link(account.id, to[0].email))
@@ -175,9 +202,15 @@ class HttpSender:
                 to=[(p.user_name or "", p.email or "") for p in to], cc=cc, reply_to=reply_to,
                 subject=subj, content=body, mail_format=item.mail_format,
                 in_reply_to=in_reply_to, attachments=attachments)
-            raw = compose(comp, message_id=header_mid, date=memo.now)
+            try:
+                raw = compose(comp, message_id=header_mid, date=memo.now)
+            except (ValueError, UnicodeError) as exc:  # what the checks above did not foresee
+                raise Refused("INVALID_DATA", f"The message cannot be composed: {exc}") from None
+            if len(raw) > self.max_message_size:
+                raise Refused("INVALID_DATA", "Message exceeds the maximum message size.",
+                              maximum=self.max_message_size)
             rcpts = [p.email for p in to] + ([p.email for p in (*item.cc, *item.bcc)]
-                                             if not personal else [])
+                                             if not one_each else [])
             messages.append(NewMessage(  # every address was checked non-empty above
                 id=mid, account_id=account.id, mail_from=sender.email,
                 recipients=tuple(rcpts), raw=raw, header_from=sender.email,
@@ -239,5 +272,9 @@ class HttpSender:
                 raise Refused("FILE_SIZE_EXCEEDS",
                               "The total size of the attachments has exceeded 10 MB.",
                               api_name="attachments")
-            out.append(Attachment(ref.name or f.name, f.content_type, f.data, ref.content_id))
+            name = ref.name or f.name
+            if not _printable(name) or (ref.content_id and not _printable(ref.content_id)):
+                raise Refused("INVALID_DATA", "A file name or content id may not contain "
+                              "control characters.", api_name="attachments", id=ref.id)
+            out.append(Attachment(name, f.content_type, f.data, ref.content_id))
         return out

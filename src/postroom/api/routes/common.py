@@ -77,6 +77,8 @@ async def json_document(request: Request) -> Any:
         raise RequestValidationError([{
             "type": "json_invalid", "loc": ("body", e.pos), "msg": "JSON decode error",
             "input": {}, "ctx": {"error": e.msg}}], body=e.doc) from e
+    except UnicodeDecodeError as e:  # not UTF-8: FastAPI's own answer for a body it cannot parse
+        raise HTTPException(400, "There was an error parsing the body") from e
 
 
 def json_body(model: type[M], document: Any) -> M:

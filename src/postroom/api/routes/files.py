@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Request, UploadFile
 from fastapi.responses import Response
@@ -45,6 +46,16 @@ async def list_files(request: Request, principal: Principal = Depends(require("r
     return {"data": [view(f) for f in found]}
 
 
+def content_disposition(name: str) -> str:
+    """RFC 6266: an ASCII fallback name, and the real one as RFC 8187 UTF-8 when it differs.
+    (A header value holds Latin-1 at most: a name like 文件.pdf made the download a 500.)"""
+    fallback = "".join(ch if " " <= ch < "\x7f" and ch not in '"\\' else "_" for ch in name)
+    value = f'attachment; filename="{fallback}"'
+    if fallback != name:
+        value += "; filename*=UTF-8''" + quote(name, safe="")
+    return value
+
+
 @router.get("/v1/files/{key}", summary="Download a cached file (?meta=true for its details)")
 async def get_file(request: Request, key: str, meta: bool = False,
                    principal: Principal = Depends(require("read"))) -> Any:
@@ -55,7 +66,7 @@ async def get_file(request: Request, key: str, meta: bool = False,
     if meta:
         return {"data": view(f)}
     return Response(f.data, media_type=f.content_type,
-                    headers={"Content-Disposition": f'attachment; filename="{f.name}"'})
+                    headers={"Content-Disposition": content_disposition(f.name)})
 
 
 @router.delete("/v1/files/{key}", summary="Delete a cached file")
