@@ -48,7 +48,8 @@ class Session:
         CHAINED.append(then is not None)
         if self.transactions == self.closes_after:
             self.usable = False
-        return SimpleNamespace(outcomes={r: reply(250, "2.0.0", "Ok: queued") for r in rcpts})
+        return SimpleNamespace(mail_reply=None,
+                               outcomes={r: reply(250, "2.0.0", "Ok: queued") for r in rcpts})
 
     async def close(self) -> None:
         self.usable = False

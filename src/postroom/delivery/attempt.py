@@ -130,10 +130,13 @@ class DomainDelivery:
                 if following is not None and not session.opened:
                     queue.appendleft(following)  # not sent (DATA refused), or the session
                     following = None             # ended after this message: as usual
+                mail = outcome.mail_reply
+                about_sender = mail is not None and mail.code >= 400
                 for claim in job.claims:
                     reply = outcome.outcomes.get(claim.address)
                     results.append(
-                        reply_result(claim, reply, dest.host) if reply is not None
+                        reply_result(claim, reply, dest.host, about_sender=about_sender)
+                        if reply is not None
                         else error_result(claim, "no reply for this recipient",
                                           remote_host=dest.host)
                     )

@@ -182,9 +182,11 @@ def classify_reply(reply: Reply) -> Outcome:
     enhanced = reply.enhanced or _enhanced_in_text(code, reply.text)
     if 200 <= code < 300:
         return Outcome(OutcomeKind.DELIVERED, False, _C.OTHER, enhanced or "2.0.0")
-    permanent = code >= 500
+    permanent = code >= 500 and not _too_many_recipients(code, enhanced, text)
     category = _category(code, enhanced, text)
     status = enhanced or ("5.0.0" if permanent else "4.0.0")
+    if not permanent and status.startswith("5"):
+        status = "4" + status[1:]  # a 5xx taken as temporary
     if not permanent:
         return Outcome(OutcomeKind.DEFERRED, False, category, status)
     return Outcome(OutcomeKind.BOUNCED, category not in _SOFT, category, status)
@@ -227,6 +229,15 @@ def _category(code: int, enhanced: str | None, text: str) -> Category:
         if key[0] == 7:
             return _C.POLICY_BLOCK
     return _BASIC.get(code, _C.OTHER)
+
+
+_TOO_MANY = re.compile(r"too many recipients", re.I)
+
+
+def _too_many_recipients(code: int, enhanced: str | None, text: str) -> bool:
+    """RFC 5321 §4.5.3.1.10: a 552 for too many recipients in one transaction (an old
+    RFC 821 usage) is to be treated as temporary: the rest go in the next transaction."""
+    return code == 552 and (enhanced == "5.5.3" or _TOO_MANY.search(text) is not None)
 
 
 def _enhanced_in_text(code: int, text: str) -> str | None:

@@ -26,7 +26,14 @@ from postroom.delivery.classify import (
 from postroom.delivery.dsn import FailedRecipient, build_dsn
 from postroom.delivery.schedule import retry_delay_for, should_expire
 from postroom.model import Account, Claim, MessageRecord, NewMessage, RecipientStatus, new_id
-from postroom.smtp.client import ConnectError, DeliveryError, SessionRefused, SmtpTimeout, TlsError
+from postroom.smtp.client import (
+    AuthenticationFailed,
+    ConnectError,
+    DeliveryError,
+    SessionRefused,
+    SmtpTimeout,
+    TlsError,
+)
 from postroom.smtp.replies import Reply
 from postroom.store.outbound import Finish
 
@@ -61,16 +68,31 @@ class Result:
     suppressed: bool = False
 
 
-def reply_result(claim: Claim, reply: Reply, remote_host: str | None) -> Result:
-    return Result(claim, classify_reply(reply), str(reply), remote_host)
+def reply_result(claim: Claim, reply: Reply, remote_host: str | None, *,
+                 about_sender: bool = False) -> Result:
+    """`about_sender`: the reply refused MAIL FROM, so it says nothing about this address
+    (a "553 sender unknown" read as an unknown recipient suppressed every recipient)."""
+    outcome = classify_reply(reply)
+    if about_sender and outcome.kind is OutcomeKind.BOUNCED:
+        category = outcome.category
+        if category is Category.INVALID_RECIPIENT:
+            category = Category.POLICY_BLOCK
+        outcome = Outcome(outcome.kind, False, category, outcome.status)
+    return Result(claim, outcome, str(reply), remote_host)
 
 
 def error_result(
     claim: Claim, error: BaseException | str, *, kind: LocalError | None = None,
     permanent: bool = False, remote_host: str | None = None,
 ) -> Result:
-    """A failure without a usable reply: DNS, refused connection, timeout, TLS, lost session."""
-    if isinstance(error, SessionRefused) and error.reply is not None and kind is None:
+    """A failure without a usable reply: DNS, refused connection, timeout, TLS, lost session.
+
+    A refusal while opening the session counts as the server's answer only when it is one
+    (4xx/5xx): a 2xx there (a second greeting read as the EHLO reply) once recorded mail as
+    delivered that was never sent. Rejected smarthost credentials are our configuration's
+    fault, not the recipients': they wait for a retry instead of bouncing."""
+    if isinstance(error, SessionRefused) and error.reply is not None and kind is None \
+            and error.reply.code >= 400 and not isinstance(error, AuthenticationFailed):
         return reply_result(claim, error.reply, remote_host)
     kind = kind or error_kind(error)
     outcome = classify_error(kind, permanent=permanent)
@@ -106,7 +128,7 @@ def finish(result: Result, now: datetime, policy: RetryPolicy) -> Finish:
     if outcome.kind is OutcomeKind.BOUNCED:
         return Finish(claim.recipient_id, RecipientStatus.BOUNCED, result.reply, attempt,
                       result.remote_host, data={**data, "hard": outcome.hard})
-    if should_expire(claim.created_at, now, policy.expire):
+    if should_expire(claim.due_since, now, policy.expire):
         reply = f"{result.reply} (gave up: still undeliverable after {_age(policy.expire)})"
         return Finish(claim.recipient_id, RecipientStatus.FAILED, reply, attempt,
                       result.remote_host, data={**data, "expired": True})
@@ -121,6 +143,14 @@ def expired_finish(claim: Claim, policy: RetryPolicy) -> Finish:
     reply = f"4.4.7 Message expired: not delivered within {_age(policy.expire)}"
     return Finish(claim.recipient_id, RecipientStatus.FAILED, reply, claim.attempts,
                   data={"category": "expired", "status": "4.4.7", "expired": True})
+
+
+def deadline_finish(claim: Claim, deadline: datetime) -> Finish:
+    """A recipient still undelivered when its message's `deliver_by` deadline passed."""
+    reply = f"4.4.7 Delivery deadline passed: not delivered by {deadline.isoformat()}"
+    return Finish(claim.recipient_id, RecipientStatus.FAILED, reply, claim.attempts,
+                  data={"category": "expired", "status": "4.4.7", "expired": True,
+                        "deliver_by": deadline.isoformat()})
 
 
 def suppression(result: Result) -> tuple[str, str, str] | None:

@@ -57,6 +57,12 @@ class OutcomeRecorder:
             self._drainer = asyncio.create_task(self._drain(), name="delivery-outcomes")
         return await asyncio.shield(done)  # a cancelled caller must not cancel the others' write
 
+    async def drained(self, timeout: float) -> None:
+        """Wait, at most `timeout` seconds, until every write asked for so far is done."""
+        task = self._drainer
+        if task is not None and not task.done():
+            await asyncio.wait({task}, timeout=timeout)
+
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, {}

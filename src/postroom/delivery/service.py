@@ -114,6 +114,8 @@ class DeliveryService:
                 task.cancel()
             if still:
                 await asyncio.wait(still, timeout=1.0)
+        if self._batch is not None:  # outcomes still being written are guarded by the lease
+            await self._batch.recorder.drained(timeout=5.0)  # owner: release after them
         released = 0
         for owner in self.owners:
             with contextlib.suppress(Exception):

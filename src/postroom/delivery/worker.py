@@ -18,6 +18,7 @@ together (`delivery.recorder`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter, defaultdict
@@ -72,11 +73,9 @@ class BatchDelivery:
     async def deliver_batch(self, owner: str, claims: list[Claim]) -> None:
         now = self.clock()
         loaded = await self._load(claims)
-        expired = {c.recipient_id for c in claims
-                   if should_expire(c.created_at, now, self.policy.expire)}
+        early = [(c, late) for c in claims if (late := self._too_late(c, loaded, now))]
+        expired = {c.recipient_id for c, _ in early}
         skip = await self._suppressed(claims)
-        early = [(c, outcomes.expired_finish(c, self.policy)) for c in claims
-                 if c.recipient_id in expired]
         early += [(c, outcomes.finish(outcomes.suppressed_result(c), now, self.policy))
                   for c in claims if c.recipient_id in skip and c.recipient_id not in expired]
         missing = [c for c in claims if c.message_id not in loaded]
@@ -96,6 +95,16 @@ class BatchDelivery:
         log.info("batch of %d recipients over %d domains, %d destinations: %s", len(claims),
                  len(by_domain), len(groups),
                  ", ".join(f"{n} {status}" for status, n in sorted(total.items())) or "nothing")
+
+    def _too_late(self, claim: Claim, loaded: Loaded, now: datetime) -> Finish | None:
+        """Failed without a try: the message expired, or its `deliver_by` deadline passed."""
+        if should_expire(claim.due_since, now, self.policy.expire):
+            return outcomes.expired_finish(claim, self.policy)
+        hit = loaded.get(claim.message_id)
+        deadline = _deliver_by(hit[0]) if hit is not None else None
+        if deadline is not None and now >= deadline:
+            return outcomes.deadline_finish(claim, deadline)
+        return None
 
     async def _by_destination(self, by_domain: dict[str, list[Claim]]) -> list[Group]:
         """Domains with the same destinations (a route, one MX host set for many domains) become
@@ -159,6 +168,11 @@ class BatchDelivery:
             reason = ""
         except TimeoutError:
             reason = "delivery attempt took too long"
+        except asyncio.CancelledError:  # shutdown: keep what the servers already answered
+            if results:  # (a 250 in hand must not be released and sent again after restart;
+                with contextlib.suppress(Exception):  # the rest stay leased until released)
+                    await self._record_results(owner, results, loaded)
+            raise
         except Exception:  # a bug must not strand the leases: defer what is unsettled
             log.exception("delivery to %s failed", label)
             reason = "internal error during delivery"
@@ -167,11 +181,7 @@ class BatchDelivery:
             outcomes.error_result(c, reason, kind=LocalError.TIMEOUT)
             for c in claims if c.recipient_id not in settled
         ]
-        now = self.clock()
-        finished = [(r.claim, outcomes.finish(r, now, self.policy)) for r in results]
-        remote = {r.claim.recipient_id: r.remote_host for r in results}
-        sups = {r.claim.recipient_id: s for r in results if (s := outcomes.suppression(r))}
-        await self._record(owner, finished, sups, loaded, remote)
+        finished = await self._record_results(owner, results, loaded)
         counts = Counter(f.status.value for _, f in finished)
         # Plain success is routine (at 1,000 messages a second a line per domain and batch
         # costs real time; the batch has a summary line); anything else is worth a line.
@@ -180,6 +190,17 @@ class BatchDelivery:
             log.log(level, "%s: %s", label or "(no domain)",
                     ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
         return counts
+
+    async def _record_results(self, owner: str, results: list[Result], loaded: Loaded
+                              ) -> list[tuple[Claim, Finish]]:
+        """Record a group's results (with suppressions and DSNs). The write runs to its end
+        even if this task is cancelled meanwhile: the recorder shields it."""
+        now = self.clock()
+        finished = [(r.claim, outcomes.finish(r, now, self.policy)) for r in results]
+        remote = {r.claim.recipient_id: r.remote_host for r in results}
+        sups = {r.claim.recipient_id: s for r in results if (s := outcomes.suppression(r))}
+        await self._record(owner, finished, sups, loaded, remote)
+        return finished
 
     async def _jobs(self, claims: list[Claim], loaded: Loaded, failed: list[Result]
                     ) -> AsyncIterator[list[Job]]:
@@ -292,6 +313,18 @@ class BatchDelivery:
         lost = len(finished) - len(recorded)
         if lost:
             log.warning("%d outcomes not recorded: their leases were taken over", lost)
+
+
+def _deliver_by(record: MessageRecord) -> datetime | None:
+    """The message's `deliver_by` option (an ISO 8601 time), if it has a valid one."""
+    value = (record.options or {}).get("deliver_by")
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _label(domains: list[str]) -> str:

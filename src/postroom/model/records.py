@@ -182,6 +182,16 @@ class Claim:
     attempts: int
     created_at: datetime
     lease_until: datetime
+    #: a scheduled message's send time (None: send at once)
+    not_before: datetime | None = None
+
+    @property
+    def due_since(self) -> datetime:
+        """Where the expiry clock starts: a message scheduled for later has not been
+        waiting while it waited for its time."""
+        if self.not_before is not None and self.not_before > self.created_at:
+            return self.not_before
+        return self.created_at
 
 
 @dataclass(frozen=True, slots=True)

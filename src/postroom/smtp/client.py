@@ -45,6 +45,7 @@ from postroom.smtp.client_protocol import (
 )
 from postroom.smtp.client_session import ClientSession
 from postroom.smtp.client_transaction import TransactionResult
+from postroom.smtp.replies import Reply
 from postroom.smtp.tls import client_context
 
 __all__ = [
@@ -141,6 +142,7 @@ async def _establish(
         banner = await session.read(timeouts.greeting, "greeting")
         session.banner = banner
         if banner.code != 220:
+            _unexpected(banner, "greeting")
             raise SessionRefused(f"server refused the session: {banner}", banner)
         await _ehlo(session, helo_name)
         if tls != "off":
@@ -170,7 +172,15 @@ async def _ehlo(session: ClientSession, name: str) -> None:
         if rep.code == 250:
             session.capabilities = Capabilities()
             return
+    _unexpected(rep, "EHLO/HELO")
     raise SessionRefused(f"server refused EHLO/HELO: {rep}", rep)
+
+
+def _unexpected(rep: Reply, step: str) -> None:
+    """A reply that is neither the one expected nor a refusal (a second 220 greeting read as
+    the EHLO reply) means the dialogue is out of step: a protocol failure, retried later."""
+    if rep.code < 400:
+        raise ProtocolFailure(f"unexpected reply to {step}: {rep}")
 
 
 async def _starttls(
@@ -228,5 +238,6 @@ async def _authenticate(session: ClientSession, username: str, password: str) ->
             "authentication failed: the server offers neither AUTH PLAIN nor AUTH LOGIN"
         )
     if rep.code != 235:
+        _unexpected(rep, "AUTH")
         raise AuthenticationFailed(f"authentication failed: {rep}", rep)
     session.authenticated = True

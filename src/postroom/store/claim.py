@@ -34,7 +34,7 @@ _DUE = (
 _LEASE = "UPDATE recipients SET lease_owner = ?, lease_until = ? WHERE "
 _FOUND = (
     "SELECT r.id, r.message_id, r.address, r.domain, r.attempts, m.account_id, m.mail_from,"
-    " m.created_at FROM recipients r JOIN messages m ON m.id = r.message_id WHERE "
+    " m.created_at, m.not_before FROM recipients r JOIN messages m ON m.id = r.message_id WHERE "
 )
 
 
@@ -69,7 +69,8 @@ def claim_due(
             recipient_id=rid, message_id=message_id, account_id=account_id,
             mail_from=mail_from, address=address, domain=domain, attempts=attempts,
             created_at=fastsql.ts_out(created_at), lease_until=lease_until,
+            not_before=fastsql.ts_out(not_before) if not_before is not None else None,
         )
-        for rid, message_id, address, domain, attempts, account_id, mail_from, created_at
-        in found
+        for (rid, message_id, address, domain, attempts, account_id, mail_from, created_at,
+             not_before) in found
     ]
