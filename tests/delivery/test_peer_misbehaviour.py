@@ -200,3 +200,22 @@ def test_deliver_by_deadline_fails_undelivered_copies(tmp_path: Path) -> None:
     [event] = [e for e in store.list_events(late.id) if e.type.value == "failed"]
     assert event.reply.startswith("4.4.7 Delivery deadline passed") and event.data["deliver_by"]
     store.close()
+
+
+def test_a_group_never_sends_past_its_lease(tmp_path: Path) -> None:
+    """The sending deadline follows the leases: a group whose lease has (almost) run out by
+    the time it starts sends nothing and defers, since another worker may hold it now."""
+    store, _, mid = queued(tmp_path, "u1@a.test")
+
+    async def run() -> ScriptedSmtp:
+        async with ScriptedSmtp() as peer:
+            batch = batch_for(store, peer.port)
+            leased = claims(store)
+            batch.clock = lambda: leased[0].lease_until + timedelta(seconds=1)
+            await batch.deliver_batch("w", leased)
+        return peer
+
+    peer = asyncio.run(run())
+    assert peer.messages == []
+    assert statuses(store, mid) == {"u1@a.test": "deferred"}
+    store.close()

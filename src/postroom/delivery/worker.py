@@ -96,6 +96,14 @@ class BatchDelivery:
                  len(by_domain), len(groups),
                  ", ".join(f"{n} {status}" for status, n in sorted(total.items())) or "nothing")
 
+    def _time_left(self, claims: list[Claim]) -> float:
+        """Seconds this group may spend sending: `deadline`, but never past 80 % of what is
+        left of its leases (loading, the suppression check and queued outcome writes come
+        before it; the rest of the lease is for recording). A lease that has run out is not
+        used at all: another worker may hold these recipients now."""
+        left = (min(c.lease_until for c in claims) - self.clock()).total_seconds()
+        return max(0.0, min(self.deadline, left * 0.8))
+
     def _too_late(self, claim: Claim, loaded: Loaded, now: datetime) -> Finish | None:
         """Failed without a try: the message expired, or its `deliver_by` deadline passed."""
         if should_expire(claim.due_since, now, self.policy.expire):
@@ -155,7 +163,7 @@ class BatchDelivery:
         """Deliver the claims of the domains in `label`, which share `route`, and record."""
         results: list[Result] = []
         try:
-            async with asyncio.timeout(self.deadline):
+            async with asyncio.timeout(self._time_left(claims)):
                 if isinstance(route, asyncio.Future):
                     route = await _settled(route)
                 if isinstance(route, DnsError):
