@@ -140,6 +140,8 @@ def test_each_reader_gets_a_consent_link_of_their_own(env: SimpleNamespace) -> N
         assert tokens.verify(env.app.state.secret, "consent", token)["e"] == reader
     [with_bcc] = send(env, {**item, "bcc": [{"email": "third@example.org"}]})
     assert (with_bcc["code"], with_bcc["details"]["api_name"]) == ("INVALID_DATA", "consent_email")
+    [no_form] = send(env, {**item, "content": "<p>Buy now</p>"})  # no way around the consent
+    assert (no_form["code"], no_form["details"]["api_name"]) == ("INVALID_DATA", "content")
 
 
 def test_http_sends_keep_the_smtp_limits(env: SimpleNamespace) -> None:

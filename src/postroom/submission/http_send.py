@@ -158,6 +158,10 @@ class HttpSender:
                 "empty"
         else:
             subject, content, file_ids, missing = await self._template_fields(account, item)
+        if item.consent_email and account.require_consent and not _CONSENT_FORM.search(content):
+            # without the form, consent_email would be a way around require_consent
+            raise Refused("INVALID_DATA", "A consent email must contain ${ConsentForm}.",
+                          api_name="content")
         attachments = await self._attachments(account, item.attachments, file_ids) \
             if item.attachments or file_ids else []
         personal = [p for p in item.to if p.merge_data]
