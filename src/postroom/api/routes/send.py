@@ -57,13 +57,29 @@ async def idempotent(request: Request, principal: Principal, body: bytes, run: A
     if state == "mismatch":
         raise ApiError("INVALID_DATA", "This Idempotency-Key was used for another request.",
                        {"idempotency_key": key})
+    # Shielded: a client that hangs up must not cancel the send between its commit and the
+    # record of its answer, which would release the key and let the retry send it again.
+    task = asyncio.ensure_future(_run_once(store, principal.account.id, key, run))
+    task.add_done_callback(_retrieved)
+    status, payload = await asyncio.shield(task)
+    return JSONResponse(payload, status)
+
+
+async def _run_once(store: Any, account_id: str, key: str, run: Any) -> tuple[int, Any]:
+    """`run()`, then its answer kept under the key; the key is released if it failed."""
     try:
         status, payload = await run()
     except BaseException:
-        await asyncio.to_thread(store.idempotency_release, principal.account.id, key)
+        await asyncio.to_thread(store.idempotency_release, account_id, key)
         raise
-    await asyncio.to_thread(store.idempotency_finish, principal.account.id, key, status, payload)
-    return JSONResponse(payload, status)
+    await asyncio.to_thread(store.idempotency_finish, account_id, key, status, payload)
+    return status, payload
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Nobody may be waiting any more (the request was cancelled): consume the outcome."""
+    if not task.cancelled():
+        task.exception()
 
 
 @router.post("/v1/send_mail", include_in_schema=False)
