@@ -219,3 +219,26 @@ def test_a_group_never_sends_past_its_lease(tmp_path: Path) -> None:
     assert peer.messages == []
     assert statuses(store, mid) == {"u1@a.test": "deferred"}
     store.close()
+
+
+def test_a_connection_the_server_is_closing_is_not_reused(tmp_path: Path) -> None:
+    """A 421 that arrives unasked while the connection is idle (its close still on the way)
+    retires the connection: the next message goes over a fresh one, not into a deferral."""
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    account = store.create_account("acme", sender_domains=["acme.test"])
+    first, second = (make_message(account.id, f"u{i}@a.test") for i in (1, 2))
+    asyncio.run(store.enqueue_batch([first, second]))
+
+    async def dot(n: int) -> bytes:
+        return b"250 2.0.0 ok\r\n421 4.4.2 idle timeout\r\n" if n == 1 else b"250 2.0.0 ok\r\n"
+
+    async def run() -> ScriptedSmtp:
+        async with ScriptedSmtp(extensions=("8BITMIME",), on_dot=dot) as peer:
+            await batch_for(store, peer.port).deliver_batch("w", claims(store))
+        return peer
+
+    peer = asyncio.run(run())
+    assert len(peer.messages) == 2
+    assert {**statuses(store, first.id), **statuses(store, second.id)} == {
+        "u1@a.test": "delivered", "u2@a.test": "delivered"}
+    store.close()

@@ -53,8 +53,13 @@ class ClientSession:
 
     @property
     def usable(self) -> bool:
-        """False once the session failed, the server said 421, or `close()` ran."""
-        return self._usable and not self._conn.closed
+        """False once the session failed, the server said 421, or `close()` ran; also while
+        idle with a reply nobody asked for waiting (an idle-timeout 421 whose close has not
+        arrived yet): the pool then opens a fresh connection instead of handing this one out
+        to fail, which deferred its job for a retry minutes later."""
+        if not self._usable or self._conn.closed:
+            return False
+        return self._opened is not None or not self._conn.has_pending_input
 
     async def command(self, data: bytes, timeout: float, name: str) -> Reply:
         """Send one command line and return its reply (for the connection phase)."""
