@@ -24,7 +24,13 @@ from postroom.config.logs import configure_logging
 from postroom.config.settings import Settings
 from postroom.inbound.handler import IngressHandler
 from postroom.inbound.service import InboundService
-from postroom.smtp.server import ConnectionLimiter, ListenerConfig, ServerOptions, start_listeners
+from postroom.smtp.server import (
+    ConnectionLimiter,
+    ListenerConfig,
+    ServerOptions,
+    close_sessions,
+    start_listeners,
+)
 from postroom.smtp.tls import ensure_dev_certificate, server_context
 from postroom.submission.service import SubmissionService
 from postroom.submission.throttle import AuthThrottle
@@ -213,12 +219,16 @@ async def _serve(settings: Settings, local: Any, cert: Path, key: Path, *, full:
         child.terminate()  # each ends its own sessions, then closes its link to the writer
     for task in background:
         task.cancel()
+    # idle sessions get 421 now, a transaction under way may finish within the grace: its
+    # commit needs the writer link, so that link is closed only once they are all gone
+    sessions = loop.create_task(close_sessions(opts, SHUTDOWN_GRACE_SECONDS))
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(
             asyncio.gather(*(srv.wait_closed() for srv in servers), *background,
                            return_exceptions=True),
             SHUTDOWN_GRACE_SECONDS,
         )
+    await sessions
     for child in children or ():
         await asyncio.to_thread(child.join, SHUTDOWN_GRACE_SECONDS)
     if isinstance(store, RemoteEnqueue):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from support.server import RunningServer, make_server
+from support.server import RunningServer, make_server, tls_ctx
 
 pytestmark = pytest.mark.slow
 
@@ -41,13 +41,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
     srv.start()
     yield srv
     srv.stop()
-
-
-def tls_ctx() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def starttls_client(srv: RunningServer, port: int | None = None) -> smtplib.SMTP:

@@ -11,6 +11,7 @@ import os
 import signal
 import smtplib
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -133,3 +134,11 @@ def make_server(root: Path, *, storage_url: str | None = None, extra: str = "",
     env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
     url = storage_url or f"sqlite:///{root / 'data' / 'postroom.db'}"
     return RunningServer(root, config, *ports, env=env, storage_url=url)
+
+
+def tls_ctx() -> ssl.SSLContext:
+    """A client context that accepts the server's self-signed development certificate."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx

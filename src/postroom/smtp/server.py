@@ -9,6 +9,7 @@ cost of the ingress is dominated by Python overhead, and protocols skip a layer 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -43,13 +44,14 @@ from postroom.smtp.server_session import (
 from postroom.smtp.spool import Spool
 
 __all__ = ["ConnectionLimiter", "ListenerConfig", "ServerOptions", "Session", "SmtpProtocol",
-           "SubmissionHandler", "start_listeners"]
+           "SubmissionHandler", "close_sessions", "start_listeners"]
 
 log = logging.getLogger("postroom.smtp")
 
 SPOOL_MEMORY_LIMIT = 1 << 20  # message bytes kept in memory before spilling to a temp file
 READ_PAUSE_LIMIT = 1 << 20  # unprocessed input buffered before reading pauses
 _STARTTLS_FIRST = reply(530, "5.7.0", "Must issue a STARTTLS command first")
+_DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class SmtpProtocol(asyncio.Protocol):
@@ -65,6 +67,7 @@ class SmtpProtocol(asyncio.Protocol):
         self._ip = ""
         self._counted = False
         self._fd = -1  # the plain TCP socket, written directly (see `_flush`); -1: use transport
+        self._spool_full = False  # the disk filled up during this DATA: answer 452 at the dot
 
     # --- transport callbacks -----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -91,6 +94,7 @@ class SmtpProtocol(asyncio.Protocol):
         self.session = Session(peer_ip=self._ip, listener=self.listener.name, tls=tls)
         self._arm_timer()
         self._task = self._loop.create_task(self._run())
+        self.opts.live.add(self)
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
@@ -102,10 +106,15 @@ class SmtpProtocol(asyncio.Protocol):
         self._wake()
 
     def eof_received(self) -> bool | None:
-        self._fd = -1  # the transport closes itself once this returns
+        """The client half-closed. A plain socket stays open for writing, so the commands it
+        sent before (a pipelined `.` then QUIT) are still answered; the driver closes at the end.
+        TLS cannot half-close: the transport closes itself once this returns."""
         self.conn.receive_data(b"")
         self._wake()
-        return None
+        if self.session.tls:
+            self._fd = -1
+            return None
+        return True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fd = -1
@@ -119,6 +128,10 @@ class SmtpProtocol(asyncio.Protocol):
         self.transport = None
 
     # --- driver ------------------------------------------------------------------------------
+    def _reading(self) -> bool:
+        """The driver waits for the client (not for the handler, the handshake or a wakeup)."""
+        return self._wakeup is not None and not self._wakeup.done()
+
     def _wake(self) -> None:
         if self._wakeup is not None and not self._wakeup.done():
             self._wakeup.set_result(None)
@@ -133,7 +146,12 @@ class SmtpProtocol(asyncio.Protocol):
         return self.opts.data_timeout if self.conn.phase is Phase.DATA else self.opts.idle_timeout
 
     def _on_idle(self) -> None:
-        left = self._last_activity + self._timeout() - self._loop.time()
+        """Only the client's silence counts: while the server itself works (a commit, the
+        handshake) the clock restarts, or a slow commit would end in 421 after the 250 was due."""
+        now = self._loop.time()
+        if not self._reading():
+            self._last_activity = now
+        left = self._last_activity + self._timeout() - now
         if left > 0.01:
             self._timer = self._loop.call_later(left, self._on_idle)
             return
@@ -184,14 +202,18 @@ class SmtpProtocol(asyncio.Protocol):
                 kind = type(event)
                 if kind is MessageData:
                     if spool is not None:
-                        spool.write(event.data)  # type: ignore[union-attr]
+                        spool = self._spool_write(spool, event.data)  # type: ignore[union-attr]
                     continue
                 if event is NEED_DATA:
+                    if self.opts.draining and self._between_transactions():
+                        self._out.append(R.R421_SHUTDOWN.to_bytes())
+                        break
                     self._flush()
                     if self._paused and self.transport is not None:
                         self._paused = False
                         self.transport.resume_reading()
                     self._wakeup = self._loop.create_future()
+                    self._last_activity = self._loop.time()  # the client's turn starts now
                     await self._wakeup
                     continue
                 if kind is ConnectionClosed:
@@ -220,6 +242,22 @@ class SmtpProtocol(asyncio.Protocol):
             if spool is not None:
                 spool.close()
             self._close()
+            self.opts.live.discard(self)
+
+    def _between_transactions(self) -> bool:
+        """Nothing would be lost by closing now: no transaction, AUTH or DATA under way."""
+        return self.conn.phase is Phase.COMMAND and not self.conn.in_transaction
+
+    def drain(self) -> None:
+        """Shutdown: let the driver look at `opts.draining` now if it waits for the client."""
+        self._wake()
+
+    def cut(self) -> None:
+        """Shutdown, the grace is over: 421 and close, whatever the session was doing."""
+        if self.transport is not None:
+            self._out.append(R.R421_SHUTDOWN.to_bytes())
+            self._close()
+        self._task.cancel()
 
     async def _start_tls(self) -> None:
         self._flush()
@@ -236,25 +274,59 @@ class SmtpProtocol(asyncio.Protocol):
             return
         self.transport = new
         self.conn.tls_established()
-        self.session.tls = True
-        self.session.identity = None
-        self._reset_transaction()
+        await self._forget_client()
+
+    async def _forget_client(self) -> None:
+        """RFC 3207 §4.2: after the handshake, drop what the client told us (HELO, AUTH, the
+        transaction), but not what the peer address decided: the handler sees a new session
+        on a TLS connection, so a trusted network keeps its account and an AUTH is forgotten."""
+        old = self.session
+        self.session = Session(peer_ip=old.peer_ip, listener=old.listener, tls=True)
+        await self.handler.connection_opened(self.session)
 
     def _reset_transaction(self) -> None:
         self.session.mail_from = None
         self.session.mail_params = {}
         self.session.recipients = []
 
+    def _spool_write(self, spool: Spool, data: bytes) -> Spool | None:
+        """A full disk is the client's 452, not our traceback: drop the spool (and its file),
+        let the rest of the message be read and discarded, and answer at the final dot."""
+        try:
+            spool.write(data)
+        except OSError as exc:
+            if exc.errno not in _DISK_FULL:
+                raise
+            self._disk_full(spool, exc)
+            self._spool_full = True
+            return None
+        return spool
+
+    def _disk_full(self, spool: Spool, exc: OSError) -> None:
+        log.error("spool for a message from %s: %s; answering 452", self._ip, exc.strerror)
+        spool.close()
+
     async def _end_of_message(self, event: EndOfMessage, spool: Spool | None) -> Reply:
+        full, self._spool_full = self._spool_full, False
         if event.oversized:
             return R.R552_TOO_BIG
+        if full:
+            return R.R452_STORAGE
         assert spool is not None
-        spool.finish()
+        try:
+            spool.finish()
+        except OSError as exc:  # the last buffered bytes did not fit
+            if exc.errno not in _DISK_FULL:
+                raise
+            self._disk_full(spool, exc)
+            return R.R452_STORAGE
         return await self.handler.message(self.session, spool)
 
     async def _answer(self, event: object, kind: type) -> Reply:
         s = self.session
         if kind is Mail:
+            if self.opts.draining:  # no new transaction once the shutdown has begun
+                return R.R421_SHUTDOWN
             if self.listener.require_tls and not s.tls:
                 return _STARTTLS_FIRST
             path = event.path  # type: ignore[attr-defined]
@@ -284,6 +356,27 @@ class SmtpProtocol(asyncio.Protocol):
                 return _STARTTLS_FIRST
             return await self.handler.authenticate(s, event.username, event.password)  # type: ignore[attr-defined]
         return R.R500_UNKNOWN
+
+
+async def close_sessions(opts: ServerOptions, grace: float) -> None:
+    """Shutdown, after the listeners stopped accepting: sessions between transactions get
+    `421 4.3.2` at once; one in a transaction may finish it (its commit still reaches the store)
+    for up to `grace` seconds, then gets 421. Returns once every session has ended."""
+    opts.draining = True
+    for proto in list(opts.live):
+        proto.drain()
+    left = await _wait_sessions(opts, grace)
+    for proto in left:
+        proto.cut()
+    await _wait_sessions(opts, 1.0)
+
+
+async def _wait_sessions(opts: ServerOptions, timeout: float) -> list[SmtpProtocol]:
+    """Wait for the live sessions' drivers to end; returns those still running."""
+    tasks = {proto._task for proto in opts.live}
+    if tasks:
+        await asyncio.wait(tasks, timeout=timeout)
+    return list(opts.live)
 
 
 async def start_listeners(

@@ -152,6 +152,7 @@ class ServerConnection:
         self.greeted = False
         self.authenticated = False
         self.in_transaction = False
+        self.smtputf8 = False  # the open transaction's MAIL carried SMTPUTF8 (RFC 6531)
         self.recipients = 0
         self.rcpt_attempts = 0
         self._buf = bytearray()
@@ -239,6 +240,7 @@ class ServerConnection:
         elif kind is Mail:
             if ok:
                 self.in_transaction = True
+                self.smtputf8 = "SMTPUTF8" in event.path.params  # type: ignore[union-attr]
         elif kind is Rcpt:
             self.rcpt_attempts += 1
             if ok:
@@ -266,7 +268,7 @@ class ServerConnection:
 
     # --- internals ------------------------------------------------------------------------
     def _reset_transaction(self) -> None:
-        self.in_transaction = False
+        self.in_transaction = self.smtputf8 = False
         self.recipients = self.rcpt_attempts = 0
 
     def _next_line(self) -> str | None:
@@ -348,6 +350,8 @@ class ServerConnection:
             return Respond(R.R501_SYNTAX)
         if path.params:
             return Respond(R.R555_PARAM)
+        if not self.smtputf8 and not path.address.isascii():  # as MAIL answers it
+            return Respond(_UTF8_NEEDED)
         if self.recipients >= self.max_recipients:
             return Respond(R.R452_TOO_MANY_RCPTS)
         return Rcpt(path)

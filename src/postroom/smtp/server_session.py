@@ -86,6 +86,10 @@ class ServerOptions:
     data_timeout: float
     ssl_context: ssl.SSLContext | None
     limiter: ConnectionLimiter
+    # the connections being served, and whether the process is shutting down (see
+    # `server.close_sessions`): state, but one per process like `limiter`
+    live: set[Any] = field(default_factory=set, repr=False)
+    draining: bool = False
     _ehlo: dict[tuple[str, ...], Reply] = field(default_factory=dict, repr=False)
 
     @cached_property

@@ -57,10 +57,14 @@ class Spool:
             self._file.flush()
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
-            if self.path:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(self.path)
+        """Discard the message. The file goes even when its last flush fails (a full disk):
+        its bytes are not wanted any more, and a leftover would fill the disk further."""
+        file, self._file = self._file, None
         self._buf = bytearray()
+        if file is not None:
+            with contextlib.suppress(OSError):
+                file.close()  # closes the descriptor even when the flush raises
+        if self.path:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self.path = None  # a second close must not remove a later spool's file

@@ -20,6 +20,8 @@ from email.header import decode_header, make_header
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
+from postroom.smtp.commands import is_valid_mailbox
+
 MAX_HEADER_BLOCK = 1 << 20
 _WANTED = frozenset({"from", "subject", "message-id", "date"})
 # A field line as email.feedparser's headerRE sees it: a non-empty name of printable
@@ -31,6 +33,11 @@ _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _ADDR = rf"({_ATOM}(?:\.{_ATOM})*@{_ATOM}(?:\.{_ATOM})*)"
 _NAME = rf'(?:{_ATOM}(?:[ \t]+{_ATOM})*|"[^"\\@,<>()\r\n]*")'
 _SIMPLE_FROM = re.compile(rf"[ \t]*(?:{_ADDR}|(?:{_NAME}[ \t]*)?<{_ADDR}>)[ \t]*")
+# Every line that some reader may take for a From field, the obsolete `From :` (RFC 5322 §4.5.1)
+# included: the stdlib drops that one, a receiving MUA may show it.
+_ANY_FROM_FIELD = re.compile(rb"(?:\A|[\r\n])from[ \t]*:", re.IGNORECASE)
+# Control characters other than the folding whitespace: a From value holding one is refused.
+_CTL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +67,8 @@ def parse_headers(head: bytes) -> ParsedHeaders:
     addresses = _from_addresses(froms)
     subjects = fields.get("subject")
     mids = fields.get("message-id")
-    return _parsed(addresses, _subject(subjects[0]) if subjects else "",
+    # a plain block's From fields are exactly its `from:` lines (`From :` is not plain)
+    return _parsed(froms, len(froms), addresses, _subject(subjects[0]) if subjects else "",
                    mids[0].strip() if mids else "", "date" in fields)
 
 
@@ -124,22 +132,41 @@ def _subject(raw: str) -> str:
         return raw
 
 
-def _parsed(addresses: list[str], subject: str, message_id: str, has_date: bool) -> ParsedHeaders:
+def _parsed(froms: list[str], fields: int, addresses: list[str], subject: str, message_id: str,
+            has_date: bool) -> ParsedHeaders:
+    """`fields`: the From fields any reader may see; more than one refuses the message even when
+    a parser (ours, or the recipient's) would only see one of them."""
+    count = max(len(addresses), fields)
     return ParsedHeaders(
-        header_from=addresses[0] if len(addresses) == 1 else "",
-        from_count=len(addresses),
+        header_from=_checked_from(froms, addresses) if count == 1 else "",
+        from_count=count,
         subject=subject.replace("\r", "").replace("\n", "")[:998],
         message_id=message_id,
         has_date=has_date,
     )
 
 
+def _checked_from(froms: list[str], addresses: list[str]) -> str:
+    """The one From address, or "" when it is not a mailbox the checks can trust: parsers
+    disagree on `a@b@c` and on values with control characters, so the check and the recipient
+    could see different senders."""
+    address = addresses[0] if addresses else ""
+    if not is_valid_mailbox(address):
+        return ""
+    for value in froms:
+        if _CTL.search(value):
+            return ""
+    return address
+
+
 def _parse_stdlib(block: bytes) -> ParsedHeaders:
     msg = BytesHeaderParser(policy=compat32).parsebytes(block)
-    froms = msg.get_all("From") or []
-    addresses = [a for _, a in email.utils.getaddresses([str(f) for f in froms]) if a]
+    froms = [str(f) for f in msg.get_all("From") or []]
+    addresses = [a for _, a in email.utils.getaddresses(froms) if a]
     raw_subject = msg.get("Subject")
-    return _parsed(addresses, "" if raw_subject is None else _subject(str(raw_subject)),
+    fields = len(_ANY_FROM_FIELD.findall(block))
+    return _parsed(froms, fields, addresses,
+                   "" if raw_subject is None else _subject(str(raw_subject)),
                    str(msg.get("Message-ID", "")).strip(), msg.get("Date") is not None)
 
 

@@ -34,6 +34,8 @@ R550_NULL_SENDER = reply(550, "5.7.1", "Sender <> not allowed for submission")
 R451_DAILY_LIMIT = reply(451, "4.7.1", "Daily sending limit reached for this account")
 R535_CLIENT_IP = reply(535, "5.7.8", "Authentication not allowed from this client address")
 R535_SCOPE = reply(535, "5.7.8", "This API key may not send mail")
+R550_ONE_FROM = reply(550, "5.7.1", "Message must have exactly one From header address")
+R550_BAD_FROM = reply(550, "5.7.1", "Header From must be a single valid mailbox")
 
 
 class AccountCache:
@@ -195,8 +197,10 @@ class SubmissionService:
     def _header_from_problem(
         self, account: Account, header_from: str, count: int, envelope_from: str
     ) -> Reply | None:
-        if count != 1 or not header_from:
-            return reply(550, "5.7.1", "Message must have exactly one From header address")
+        if count != 1:
+            return R550_ONE_FROM
+        if not header_from:  # one From field, but no mailbox every reader would agree on
+            return R550_BAD_FROM
         reason = checks.sender_allowed(account, header_from)
         if reason:
             return reply(550, "5.7.1", f"Header From <{header_from}> {reason}")
