@@ -227,3 +227,13 @@ def test_spool_close_removes_the_file_when_the_last_flush_fails(tmp_path: Path) 
     spool.close()
     assert list(tmp_path.iterdir()) == []
     spool.close()  # twice is harmless
+
+
+def test_ipv4_clients_of_a_dual_stack_listener_keep_their_ipv4_address() -> None:
+    from postroom.smtp.server import client_ip
+
+    assert client_ip(("::ffff:127.0.0.2", 2525, 0, 0)) == "127.0.0.2"
+    assert client_ip(("::FFFF:10.0.0.1", 2525, 0, 0)) == "10.0.0.1"
+    assert client_ip(("2001:db8::1", 2525, 0, 0)) == "2001:db8::1"
+    assert client_ip(("127.0.0.1", 2525)) == "127.0.0.1"
+    assert client_ip(None) == ""

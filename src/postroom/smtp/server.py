@@ -54,6 +54,15 @@ _STARTTLS_FIRST = reply(530, "5.7.0", "Must issue a STARTTLS command first")
 _DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
+def client_ip(peer: object) -> str:
+    """The client's address as the account rules see it: an IPv4 client of a dual-stack
+    (`::`) listener arrives as `::ffff:a.b.c.d`, which no IPv4 network or allow list matched."""
+    if not peer:
+        return ""
+    ip = str(peer[0])  # type: ignore[index]
+    return ip[7:] if ip[:7].lower() == "::ffff:" and "." in ip else ip
+
+
 class SmtpProtocol(asyncio.Protocol):
     """One connection: feeds bytes to the engine and runs a driver task that answers events."""
 
@@ -73,7 +82,7 @@ class SmtpProtocol(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
         peer = transport.get_extra_info("peername")
-        self._ip = str(peer[0]) if peer else ""
+        self._ip = client_ip(peer)
         if not self.opts.limiter.acquire(self._ip):
             transport.write(R.R421_TOO_MANY.to_bytes())
             transport.close()
