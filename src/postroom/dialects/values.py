@@ -9,17 +9,21 @@ must cost little.
 from __future__ import annotations
 
 import email.utils
+import ipaddress
 import json
 import re
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna  # what httpx encodes host names with: a name it refuses must be refused here
+
 from postroom.dialects.options import FileRef
 
 MAX_VALUE = 16 << 20  # one header value, in characters (10,000 recipients of merge data fit)
 MAX_TEXT = 1000  # ids, names, references
-MAX_URL = 2048
+MAX_URL = 2000  # what the store keeps of a URL a POST goes to
+MAX_HOST = 253  # a DNS name's limit (the store's endpoint column is scheme://host:port)
 MAX_TAG = 1000  # Postmark's limit, the largest of the vendors'
 MAX_TAGS = 50
 MAX_METADATA = 200
@@ -88,10 +92,61 @@ def moment(header: str, value: Any, what: str = "date") -> datetime:
 
 def url(header: str, value: str) -> str:
     value = text(header, value, MAX_URL)
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https") or not parts.netloc or " " in value:
-        raise DialectError(header, f"{show(value)} is not an http(s) URL")
+    problem = http_url_problem(value)
+    if problem:
+        raise DialectError(header, f"{show(value)} is not an http(s) URL: {problem}")
     return value
+
+
+_UNSAFE = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_DOTTED_NUMBERS = re.compile(r"[0-9.]+")
+_BAD_PORT = "the port must be a number from 1 to 65535"
+
+
+def http_url_problem(value: str) -> str | None:
+    """Why Postroom cannot POST to `value` (None when it can): http(s), a host that is an IP
+    literal or a valid DNS/IDNA name of at most MAX_HOST characters, a port of 1-65535, at most
+    MAX_URL characters, no whitespace or control characters. Every door a webhook, notify or
+    tracking URL comes in by (control headers, the HTTP API, webhook registration) asks this:
+    a URL the dispatcher cannot store or the sender cannot parse must be refused where the
+    client sees why, not fail later where nobody does."""
+    if len(value) > MAX_URL:
+        return f"the URL is longer than {MAX_URL} characters"
+    if _UNSAFE.search(value):
+        return "the URL contains whitespace or control characters"
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError as exc:  # urllib names the port in the message when it is the port
+        return _BAD_PORT if "port" in str(exc).lower() else "the URL is malformed"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return "the URL must be http:// or https:// with a host"
+    if port is not None and not 1 <= port <= 65535:
+        return _BAD_PORT
+    return _host_problem(parts.hostname)
+
+
+def _host_problem(host: str) -> str | None:
+    """Why `host` (lowercased, as urlsplit gives it) is no IP address or DNS name."""
+    if len(host) > MAX_HOST:
+        return f"the host name is longer than {MAX_HOST} characters"
+    if ":" in host or _DOTTED_NUMBERS.fullmatch(host):  # an IPv6 or IPv4 literal
+        try:
+            ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return "the host is not a valid IP address"
+        return None
+    try:
+        ascii_host = host if host.isascii() else idna.encode(host).decode("ascii")
+        if "xn--" in ascii_host:
+            idna.decode(ascii_host)  # httpx decodes these labels (and fails on bad ones)
+    except UnicodeError:  # idna.IDNAError is one
+        return "the host is not a valid internationalized (IDNA) name"
+    labels = ascii_host.removesuffix(".").split(".")
+    if len(ascii_host) > MAX_HOST or not all(_LABEL.fullmatch(label) for label in labels):
+        return "the host is not a valid DNS name"
+    return None
 
 
 def address(header: str, value: Any, what: str = "address") -> str:

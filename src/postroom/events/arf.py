@@ -18,6 +18,7 @@ Reports that are not complaints (`auth-failure` DMARC forensics, `not-spam`) giv
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -28,6 +29,7 @@ from email.policy import compat32
 from email.utils import getaddresses
 from typing import Any
 
+log = logging.getLogger("postroom.events")
 NOT_COMPLAINTS = frozenset({"auth-failure", "not-spam"})
 _ID = r"[0-9abcdefghjkmnpqrstvwxyz]{26}"
 _VERP = re.compile(rf"\+({_ID})-([0-9a-z]{{1,13}})-([a-z2-7]{{16}})@", re.IGNORECASE)
@@ -59,7 +61,19 @@ class Complaint:
 def parse_arf(raw: bytes, *, verify: Verify | None = None,
               hostname: str | None = None) -> Complaint | None:
     """The complaint in `raw`, or None when it is no ARF complaint. `hostname`: accept only
-    Message-IDs made by this Postroom (`<id@hostname>`); any hostname when None."""
+    Message-IDs made by this Postroom (`<id@hostname>`); any hostname when None.
+
+    A report that cannot be read (8-bit or malformed headers, broken MIME) is None as well,
+    never an exception: mail from the internet is not Postroom's error, and an exception
+    would make the SMTP server answer 451 and the sender retry it for days."""
+    try:
+        return _parse(raw, verify, hostname)
+    except Exception:
+        log.warning("an ARF report could not be read; ignored", exc_info=True)
+        return None
+
+
+def _parse(raw: bytes, verify: Verify | None, hostname: str | None) -> Complaint | None:
     report = message_from_bytes(raw, policy=compat32)
     if report.get_content_type() != "multipart/report" or \
             (report.get_param("report-type") or "").lower() != "feedback-report":
@@ -67,7 +81,7 @@ def parse_arf(raw: bytes, *, verify: Verify | None = None,
     fields, original = _parts(report)
     if fields is None:
         return None
-    kind = (fields.get("Feedback-Type") or "abuse").strip().lower()
+    kind = (_clean(fields.get("Feedback-Type")) or "abuse").lower()  # 8-bit: a Header object
     if kind in NOT_COMPLAINTS:
         return None
     headers = original or Message()

@@ -5,32 +5,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import urlsplit
 
+from postroom.dialects.values import http_url_problem
 from postroom.events.egress import is_public
 from postroom.model.records import EventType
 
-MAX_URL = 2000
 MAX_BATCH = 1000
 
 
 def url_problem(url: str, *, allow_private: bool = False) -> str | None:
-    """Why `url` cannot be a webhook (None when it can): http(s), a host, no credentials, and
-    unless `allow_private` ([webhooks] allow_private_targets) not an obviously internal host
-    (a non-public IP literal, localhost). Names are checked again, resolved, at every POST
-    (egress.py); this only says so early."""
-    if len(url) > MAX_URL:
-        return f"the URL is longer than {MAX_URL} characters"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return "the URL is malformed"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return "the URL must be http:// or https:// with a host"
+    """Why `url` cannot be a webhook (None when it can): what any URL Postroom POSTs to must
+    be (`http_url_problem`: http(s), a valid host and port, short enough to store), no
+    credentials, and unless `allow_private` ([webhooks] allow_private_targets) not an
+    obviously internal host (a non-public IP literal, localhost). Names are checked again,
+    resolved, at every POST (egress.py); this only says so early."""
+    problem = http_url_problem(url)
+    if problem:
+        return problem
+    parts = urlsplit(url)
     if parts.username or parts.password:
         return "the URL must not carry credentials (deliveries are signed instead)"
-    if any(c.isspace() for c in url):
-        return "the URL contains whitespace"
-    if not allow_private and _internal(parts.hostname):
+    if not allow_private and _internal(parts.hostname or ""):
         return ("the URL points at a non-public address ([webhooks] allow_private_targets "
                 "allows it)")
     return None

@@ -10,11 +10,15 @@ are not followed (the signature names one URL) and the owner may fix the URL mea
 from __future__ import annotations
 
 import random
+import re
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from enum import Enum
 
 RETRYABLE_4XX = frozenset({408, 429})
+#: delta-seconds (RFC 9110): ASCII digits only. str.isdigit() also takes "²" or "٣", which
+#: float() then refuses; a receiver's header must never make an attempt raise.
+_SECONDS = re.compile(r"[0-9]{1,12}")
 
 
 class Verdict(Enum):
@@ -48,11 +52,11 @@ def retry_after(value: str | None, now: datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _SECONDS.fullmatch(value):
         return float(value)
     try:
         when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None

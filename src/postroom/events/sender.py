@@ -3,8 +3,11 @@
 Isolation is the point. Every receiver (scheme, host, port) has at most `max_per_endpoint`
 POSTs in flight and the claim query leaves out receivers that are full or cooling down after a
 timeout or refused connection, so a dead receiver costs a few slots and a probe now and then,
-never the other receivers' turn (no head-of-line blocking). Outcomes are buffered and written
-in one transaction per ~50 ms, so a busy sender does not take the store's write lock per POST.
+never the other receivers' turn (no head-of-line blocking). Every account has at most half of
+`max_concurrency` in flight (`account_cap`): one account's many dead receivers (a notify URL
+per message, each on its own host) cannot take every slot either. Outcomes are buffered and
+written in one transaction per ~50 ms, so a busy sender does not take the store's write lock
+per POST.
 """
 
 from __future__ import annotations
@@ -47,6 +50,35 @@ def headers(job: DeliveryJob, attempt: int, timestamp: int | None = None) -> dic
     }
 
 
+#: What a URL httpx cannot use raises (a bad port, IDNA name or scheme): the doors refuse such
+#: URLs now, but one stored before they did must fail, not be retried for days.
+_INVALID_URL = (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeError)
+
+
+def _final(exc: Exception) -> bool:
+    """An error no retry can mend: an unusable URL, or a non-public receiver (it stays one
+    until the URL or the setting changes)."""
+    return isinstance(exc, _INVALID_URL) or isinstance(exc.__cause__, RefusedTarget)
+
+
+def _describe(exc: Exception) -> str:
+    """The attempt's error as the delivery's history shows it."""
+    kind = ("invalid URL" if isinstance(exc, _INVALID_URL) else
+            "connection error" if isinstance(exc, httpx.HTTPError | OSError) else "error")
+    return f"{kind}: {type(exc).__name__}: {exc}"[:300]
+
+
+def account_cap(settings: WebhookSettings) -> int:
+    """POSTs one account may have in flight: half the slots, so others always keep half."""
+    return max(1, settings.max_concurrency // 2)
+
+
+def _release(counts: dict[str, int], key: str) -> None:
+    counts[key] -= 1
+    if counts[key] <= 0:
+        del counts[key]
+
+
 class Sender:
     def __init__(self, store: Any, settings: WebhookSettings, owner: str,
                  client: httpx.AsyncClient | None = None) -> None:
@@ -58,6 +90,8 @@ class Sender:
             limits=limits,
             transport=None if settings.allow_private_targets else guarded_transport(limits))
         self.in_flight: dict[str, int] = defaultdict(int)
+        self.account_in_flight: dict[str, int] = defaultdict(int)
+        self.account_cap = account_cap(settings)
         self.cooling: dict[str, float] = {}
         self.wake = asyncio.Event()
         self._outcomes: list[AttemptOutcome] = []
@@ -65,6 +99,9 @@ class Sender:
 
     def room(self, endpoint: str) -> int:
         return self.settings.max_per_endpoint - self.in_flight.get(endpoint, 0)
+
+    def account_room(self, account_id: str) -> int:
+        return self.account_cap - self.account_in_flight.get(account_id, 0)
 
     def _skip(self) -> set[str]:
         now = time.monotonic()
@@ -80,9 +117,10 @@ class Sender:
                 free = s.max_concurrency - sum(self.in_flight.values())
                 limit = min(free, CLAIM_LIMIT)
                 jobs = await self._claim(limit) if limit > 0 else []
-                for job in jobs:
+                for account_id, job in jobs:
                     self.in_flight[job.endpoint] += 1
-                    task = asyncio.create_task(self._attempt(job))
+                    self.account_in_flight[account_id] += 1
+                    task = asyncio.create_task(self._attempt(job, account_id))
                     self._tasks.add(task)
                     task.add_done_callback(self._tasks.discard)
                 if jobs and len(jobs) == limit < free:
@@ -100,12 +138,14 @@ class Sender:
             await self._flush()
             await self.client.aclose()
 
-    async def _claim(self, limit: int) -> list[DeliveryJob]:
+    async def _claim(self, limit: int) -> list[tuple[str, DeliveryJob]]:
+        full = {a for a in self.account_in_flight if self.account_room(a) <= 0}
         try:
             return list(await asyncio.to_thread(
-                self.store.claim_webhook_deliveries, self.owner, now=datetime.now(UTC),
-                limit=limit, lease_seconds=self.settings.lease_seconds, skip=self._skip(),
-                room=self.room))
+                self.store.claim_webhook_deliveries_by_account, self.owner,
+                now=datetime.now(UTC), limit=limit, lease_seconds=self.settings.lease_seconds,
+                skip=self._skip(), room=self.room, skip_accounts=full,
+                account_room=self.account_room))
         except Exception:
             log.exception("webhooks: claiming failed; retrying shortly")
             return []
@@ -121,13 +161,13 @@ class Sender:
         wait = (due - datetime.now(UTC)).total_seconds() if due is not None else poll
         return min(poll, wait) if wait > 0 else poll
 
-    async def _attempt(self, job: DeliveryJob) -> None:
+    async def _attempt(self, job: DeliveryJob, account_id: str) -> None:
         attempt = job.attempts + 1
         at, started = datetime.now(UTC), time.monotonic()
         code: int | None = None
         error: str | None = None
         asked: float | None = None
-        refused = False
+        final = False
         try:
             async with asyncio.timeout(self.settings.timeout_seconds):
                 code, text, retry_after = await self._post(job, attempt)
@@ -136,15 +176,15 @@ class Sender:
                 asked = policy.retry_after(retry_after, at)
         except (TimeoutError, httpx.TimeoutException):
             code, error = None, f"timeout after {self.settings.timeout_seconds:g} s"
-        except (httpx.HTTPError, OSError) as exc:
-            error = f"connection error: {type(exc).__name__}: {exc}"[:300]
-            refused = isinstance(exc.__cause__, RefusedTarget)
+        except Exception as exc:  # anything else is still an attempt: recorded, never lost
+            error, final = _describe(exc), _final(exc)
+            if error.startswith("error:"):  # neither the network nor the URL: a bug, say where
+                log.warning("webhooks: delivery %s: unexpected error", job.id, exc_info=True)
         finally:
-            self.in_flight[job.endpoint] -= 1
-            if self.in_flight[job.endpoint] <= 0:
-                del self.in_flight[job.endpoint]
+            _release(self.in_flight, job.endpoint)
+            _release(self.account_in_flight, account_id)
         outcome = self._outcome(job, attempt, at, started, code, error, asked)
-        if refused:  # a non-public receiver stays one until the URL or the setting changes
+        if final:  # no retry can succeed until the URL or the setting changes
             outcome = replace(outcome, status=DeliveryStatus.FAILED, next_attempt_at=None)
         self._outcomes.append(outcome)
         self.wake.set()

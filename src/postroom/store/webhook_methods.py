@@ -62,6 +62,18 @@ class WebhookStoreMixin:
         return webhook_queue.claim(self._db, owner, now=now, limit=limit,
                                    lease_seconds=lease_seconds, skip=skip, **kwargs)
 
+    def claim_webhook_deliveries_by_account(
+        self, owner: str, *, now: datetime, limit: int, lease_seconds: float,
+        skip: Collection[str] = (), room: Callable[[str], int] | None = None,
+        skip_accounts: Collection[str] = (), account_room: Callable[[str], int] | None = None,
+    ) -> list[tuple[str, DeliveryJob]]:
+        """(account id, job) pairs; per-account limits as well as per-endpoint ones."""
+        kwargs = {k: v for k, v in (("room", room), ("account_room", account_room))
+                  if v is not None}
+        return webhook_queue.claim_by_account(
+            self._db, owner, now=now, limit=limit, lease_seconds=lease_seconds, skip=skip,
+            skip_accounts=skip_accounts, **kwargs)
+
     def record_webhook_attempts(self, owner: str, outcomes: Sequence[AttemptOutcome]) -> int:
         return webhook_queue.record(self._db, owner, outcomes)
 

@@ -13,6 +13,7 @@ Leases work as in `claim.py`: FOR UPDATE SKIP LOCKED on PostgreSQL, BEGIN IMMEDI
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import String, func, or_, select, update
+from sqlalchemy.exc import DataError
 
 from postroom.model.ids import new_id
 from postroom.model.records import Event, MessageRecord
@@ -47,6 +49,7 @@ from postroom.store.schema import (
 )
 from postroom.store.webhooks import ensure_account_secrets, signing_secrets, webhooks_of
 
+log = logging.getLogger("postroom.events")
 CURSOR = "events"
 GAP_GRACE_SECONDS = 120.0
 MAX_GAPS = 10_000
@@ -145,9 +148,7 @@ def dispatch(db: Database, plan: Planner, *, limit: int, give_up_after: float) -
             return 0
         signed_by_account = [d.account_id for d in planned if d.webhook_id is None]
         ensure_account_secrets(db, conn, signed_by_account)
-        if planned:
-            conn.execute(webhook_deliveries.insert(), [_delivery_row(d, now, give_up_after)
-                                                      for d in planned])
+        _insert_deliveries(conn, _storable(planned, now, give_up_after))
     return len(window)
 
 
@@ -164,10 +165,80 @@ def _worth_reading(window: Sequence[Any], hooks: dict[str, list[Webhook]]) -> li
             if not message_id or account is None or not plain or hooks.get(account)]
 
 
-def _delivery_row(d: NewDelivery, now: datetime, give_up_after: float) -> dict[str, Any]:
+def _storable(planned: Sequence[NewDelivery], now: datetime, give_up_after: float
+              ) -> list[dict[str, Any]]:
+    """The rows of the `planned` deliveries the database can keep; any other is dropped with a
+    log line. Why: they are written with the cursor's move, so one the database refuses (a
+    URL longer than its column, a port that does not parse) would stop dispatch for everyone,
+    for ever. The doors refuse such URLs; this covers what was stored before they did."""
+    found = []
+    for d in planned:
+        try:
+            endpoint = endpoint_of(d.url)
+        except ValueError as exc:
+            _drop(DeliveryKind(d.kind).value, d.account_id, d.url, str(exc))
+            continue
+        row = _delivery_row(d, endpoint, now, give_up_after)
+        problem = _unfit(row)
+        if problem:
+            _drop(row["kind"], d.account_id, d.url, problem)
+        else:
+            found.append(row)
+    return found
+
+
+def _unfit(row: dict[str, Any]) -> str | None:
+    """Why a text value of `row` cannot be stored: longer than its column, a NUL character
+    (PostgreSQL refuses it) or a lone surrogate (not encodable)."""
+    for column in webhook_deliveries.columns:
+        value = row.get(column.name)
+        if not isinstance(value, str):
+            continue
+        limit = column.type.length if isinstance(column.type, String) else None
+        if limit and len(value) > limit:
+            return f"its {column.name} is longer than {limit} characters"
+        if "\x00" in value or not (value.isascii() or _encodable(value)):
+            return f"its {column.name} holds a NUL or an unencodable character"
+    return None
+
+
+def _encodable(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _drop(kind: str, account_id: str, url: str, problem: str) -> None:
+    log.warning("webhooks: a %s delivery of account %s to %.200r was dropped: %s",
+                kind, account_id, url, problem)
+
+
+def _insert_deliveries(conn: Any, found: list[dict[str, Any]]) -> None:
+    """Insert `found`; should the database refuse the values of some anyway, insert them one
+    by one (a savepoint each) and drop those it refuses: the cursor must move regardless."""
+    if not found:
+        return
+    try:
+        with conn.begin_nested():
+            conn.execute(webhook_deliveries.insert(), found)
+        return
+    except DataError:
+        pass
+    for row in found:
+        try:
+            with conn.begin_nested():
+                conn.execute(webhook_deliveries.insert(), [row])
+        except DataError as exc:
+            _drop(row["kind"], row["account_id"], row["url"], str(exc).splitlines()[0][:300])
+
+
+def _delivery_row(d: NewDelivery, endpoint: str, now: datetime, give_up_after: float
+                  ) -> dict[str, Any]:
     return {
         "id": new_id(), "account_id": d.account_id, "webhook_id": d.webhook_id,
-        "kind": DeliveryKind(d.kind).value, "url": d.url, "endpoint": endpoint_of(d.url),
+        "kind": DeliveryKind(d.kind).value, "url": d.url, "endpoint": endpoint,
         "content_type": d.content_type, "body": d.body, "event_ids": list(d.event_ids),
         "status": DeliveryStatus.PENDING.value, "attempts": 0, "next_attempt_at": now,
         "give_up_at": now + timedelta(seconds=give_up_after), "lease_owner": None,
@@ -176,26 +247,49 @@ def _delivery_row(d: NewDelivery, now: datetime, give_up_after: float) -> dict[s
     }
 
 
+def _unlimited(_: str) -> int:
+    return 1 << 30
+
+
 def claim(db: Database, owner: str, *, now: datetime, limit: int, lease_seconds: float,
-          skip: Collection[str] = (), room: Callable[[str], int] = lambda _: 1 << 30
+          skip: Collection[str] = (), room: Callable[[str], int] = _unlimited
           ) -> list[DeliveryJob]:
     """Lease up to `limit` due deliveries, leaving out endpoints in `skip` and taking at most
     `room(endpoint)` for each other one (so one slow endpoint cannot fill a batch)."""
+    return [job for _, job in claim_by_account(db, owner, now=now, limit=limit,
+                                               lease_seconds=lease_seconds, skip=skip,
+                                               room=room)]
+
+
+def claim_by_account(db: Database, owner: str, *, now: datetime, limit: int,
+                     lease_seconds: float, skip: Collection[str] = (),
+                     room: Callable[[str], int] = _unlimited,
+                     skip_accounts: Collection[str] = (),
+                     account_room: Callable[[str], int] = _unlimited,
+                     ) -> list[tuple[str, DeliveryJob]]:
+    """`claim`, each job with its account id, also leaving out the accounts in
+    `skip_accounts` and taking at most `account_room(account)` for each other one: many
+    endpoints of one account (distinct notify URLs, all dead) cannot fill every slot."""
     d = webhook_deliveries.c
-    due = (select(d.id, d.endpoint).where(
+    due = (select(d.id, d.endpoint, d.account_id).where(
         d.status == DeliveryStatus.PENDING.value, d.next_attempt_at <= now,
         or_(d.lease_until.is_(None), d.lease_until < now),
     ).order_by(d.next_attempt_at, d.id).limit(limit * 4))
     if skip:
         due = due.where(d.endpoint.not_in(list(skip)))
+    if skip_accounts:
+        due = due.where(d.account_id.not_in(list(skip_accounts)))
     if not db.is_sqlite:
         due = due.with_for_update(skip_locked=True)
     with db.write(blocking=True) as conn:  # background: see write_lock.py
-        taken: dict[str, int] = {}
+        per_endpoint: dict[str, int] = {}
+        per_account: dict[str, int] = {}
         ids = []
-        for did, endpoint in conn.execute(due):
-            if len(ids) < limit and taken.get(endpoint, 0) < room(endpoint):
-                taken[endpoint] = taken.get(endpoint, 0) + 1
+        for did, endpoint, account in conn.execute(due):
+            if len(ids) < limit and per_endpoint.get(endpoint, 0) < room(endpoint) and \
+                    per_account.get(account, 0) < account_room(account):
+                per_endpoint[endpoint] = per_endpoint.get(endpoint, 0) + 1
+                per_account[account] = per_account.get(account, 0) + 1
                 ids.append(did)
         if not ids:
             return []
@@ -204,12 +298,12 @@ def claim(db: Database, owner: str, *, now: datetime, limit: int, lease_seconds:
         found = conn.execute(select(webhook_deliveries).where(d.id.in_(ids))).mappings().all()
         keys = _secrets_for(conn, found, now)
     order = {did: i for i, did in enumerate(ids)}
-    return [DeliveryJob(
+    return [(m["account_id"], DeliveryJob(
         id=m["id"], url=m["url"], endpoint=m["endpoint"], content_type=m["content_type"],
         body=m["body"], event_ids=tuple(m["event_ids"] or ()), attempts=m["attempts"],
         created_at=m["created_at"], give_up_at=m["give_up_at"],
         secrets=keys.get(m["webhook_id"] or m["account_id"], ()),
-    ) for m in sorted(found, key=lambda m: order[m["id"]])]
+    )) for m in sorted(found, key=lambda m: order[m["id"]])]
 
 
 def _secrets_for(conn: Any, found: Sequence[Any], now: datetime) -> dict[str, tuple[str, ...]]:

@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from postroom.dialects.values import http_url_problem
 from postroom.model import NewMessage
 
 MAX_ITEMS = 500
@@ -59,6 +60,16 @@ class SendMailItem(BaseModel):
     client_reference: str | None = None
     notify_url: str | None = None
     callback_data: str | None = None
+
+    @field_validator("notify_url")
+    @classmethod
+    def _postable(cls, value: str | None) -> str | None:
+        """The checks the SMTP headers' notify URL gets (INVALID_DATA naming the field): a URL
+        the webhook dispatcher cannot store or POST to would otherwise fail out of sight."""
+        problem = http_url_problem(value) if value else None
+        if problem:
+            raise ValueError(problem)
+        return value
 
 
 class SendMailRequest(BaseModel):
