@@ -8,7 +8,10 @@ defaults. Delivery notices (DSNs) are never tracked.
 
 `render_each` then renders and DKIM-signs each recipient's copy; it is CPU work, meant for a
 thread (RSA signing releases the GIL). A copy that cannot be rendered is returned as the error,
-so that only that recipient is deferred.
+so that only that recipient is deferred. A message that cannot be prepared at all (a bug, a
+store read failing) becomes `Copies.unrenderable`: each of its copies is that error, so its own
+recipients are deferred (retried on the usual schedule, and failed with a DSN when the message
+expires), never the other messages of the batch or destination.
 """
 
 from __future__ import annotations
@@ -60,6 +63,20 @@ def tracking_switches(options: SendOptions, account: Account | None) -> Tracking
     )
 
 
+def _stored_positions(message_id: str, options: SendOptions, found: MessageRecord | None
+                      ) -> dict[str, int]:
+    """SendGrid `sub` positions of mail queued before ingress stored each recipient's values as
+    its variables (by the client's RCPT order, `submission.service.by_client_position`). The
+    stored order is the client's only if nothing was refused or merged: used only when every
+    list has one value per stored recipient, else the values stay empty, never someone else's."""
+    recipients = found.recipients if found else ()
+    if not recipients or any(len(v) != len(recipients) for v in options.sendgrid_sub.values()):
+        log.warning("message %s: SendGrid sub values do not match its recipients; sent "
+                    "without them", message_id)
+        return {}
+    return {r.address.lower(): i for i, r in enumerate(recipients)}
+
+
 class _Entry:
     __slots__ = ("born", "copies", "positions", "raw", "record", "size")
 
@@ -107,7 +124,7 @@ class CopyMaker:
         future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
         self._pending[record.id] = future
         try:
-            entry = await self._build(record, raw, account)
+            entry = await self._prepared(record, raw, account)
             future.set_result(entry)
         except BaseException as exc:
             future.set_exception(exc)
@@ -130,6 +147,20 @@ class CopyMaker:
                                         or len(self._cache) > MAX_CACHED_MESSAGES):
             _, old = self._cache.popitem(last=False)
             self._bytes -= old.size
+
+    async def _prepared(self, record: MessageRecord, raw: bytes, account: Account | None
+                        ) -> _Entry:
+        """`_build`, or an entry whose copies are its error. Deferring is right even for an
+        error that repeats: it is ours (a bug, a store hiccup), and fixing it must not have
+        cost the mail; the message's expiry bounds the retries."""
+        try:
+            return await self._build(record, raw, account)
+        except Exception as exc:
+            log.exception("message %s could not be prepared; its recipients are deferred",
+                          record.id)
+            copies = Copies.unrenderable(exc, message_id=record.id,
+                                         account_id=record.account_id)
+            return _Entry(record, raw, copies, {}, self.clock())
 
     async def _build(self, record: MessageRecord, raw: bytes, account: Account | None) -> _Entry:
         if record.source == "dsn":
@@ -156,13 +187,13 @@ class CopyMaker:
                             options.template_id)
         files = await self._files(record, options, template.attachments if template else ())
         positions: dict[str, int] = {}
-        if options.sendgrid_sub and not options.recipient_vars:  # `sub` by envelope position
+        if options.sendgrid_sub and not options.recipient_vars:  # queued before the fix
             found = await asyncio.to_thread(self.store.get_message, record.id)
-            positions = {r.address.lower(): i for i, r in enumerate(found.recipients)} \
-                if found else {}
+            positions = _stored_positions(record.id, options, found)
         sender = options.from_override
         substitution = Substitution(
-            syntax=options.syntax, global_vars=options.global_vars,
+            syntax=options.syntax, chosen=options.substitution_syntax is not None,
+            global_vars=options.global_vars,
             recipient_vars=options.recipient_vars, recipient_fields=options.recipient_fields,
             sendgrid_sub=options.sendgrid_sub, sendgrid_sections=options.sendgrid_sections)
         if links is None:
@@ -205,6 +236,8 @@ class CopyMaker:
         account: Account | None, claims: Sequence[Claim], hostname: str,
         signer: DkimSigner | None,
     ) -> list[bytes | Exception]:
+        if copies.error is not None:  # logged once, when it was prepared
+            return [copies.error] * len(claims)
         bounce = account.bounce_address if account and copies.tracking.unsubscribe else None
         domain = bounce.rpartition("@")[2] if bounce and "@" in bounce else ""
         out: list[bytes | Exception] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from postroom.dialects.options import content_map
 from postroom.dialects.table import Dialect, ignored, to
 from postroom.dialects.values import (
     DialectError,
@@ -17,7 +18,6 @@ from postroom.dialects.values import (
     json_object,
     moment,
     per_recipient,
-    string_map,
     tags,
     text,
 )
@@ -37,7 +37,7 @@ def track_clicks(header: str, value: str) -> dict[str, Any]:
 
 def variables(header: str, value: str) -> dict[str, Any]:
     data = json_object(header, value)
-    return {"metadata": string_map(header, data, "variables"), "global_vars": data}
+    return {"metadata": content_map(header, data, "variables"), "global_vars": data}
 
 
 def recipient_variables(header: str, value: str) -> dict[str, Any]:

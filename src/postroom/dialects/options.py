@@ -7,6 +7,8 @@ model never looks at a clock, a file or the store.
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
@@ -150,6 +152,44 @@ def _encode(value: Any) -> Any:
 
 def _same(value: Any) -> Any:
     return value
+
+
+# --- content values ------------------------------------------------------------------------------
+# Text that goes into a message's body (SendGrid `sub` values and sections, Zoho merge data,
+# Mailgun variables) may span lines and is kept as given; `values.text` is for one-line values.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # tab, LF and CR are text
+
+
+def content(header: str, value: Any, limit: int, what: str = "value") -> str:
+    """Body text, line breaks and surrounding spaces kept; JSON numbers kept as written."""
+    from postroom.dialects.values import DialectError  # values imports this module
+
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        value = json.dumps(value)
+    if not isinstance(value, str):
+        raise DialectError(header, f"{what} must be a string")
+    if len(value) > limit:
+        raise DialectError(header, f"{what} is longer than {limit} characters")
+    if _CONTROL.search(value):
+        raise DialectError(header, f"{what} contains control characters")
+    return value
+
+
+def content_map(header: str, value: Any, what: str) -> dict[str, str]:
+    """`values.string_map` (one-line keys, other JSON values as compact JSON text) whose
+    values are body text (`content`)."""
+    from postroom.dialects import values as v  # values imports this module
+
+    data = v.obj(header, value, what)
+    if len(data) > v.MAX_METADATA:
+        raise v.DialectError(header, f"{what} has more than {v.MAX_METADATA} entries")
+    return {
+        v.text(header, k, 256, f"{what} key"): content(
+            header, x if isinstance(x, str) else json.dumps(x, separators=(",", ":"),
+                                                            ensure_ascii=False),
+            v.MAX_METADATA_VALUE, f"{what} {v.show(k)}")
+        for k, x in data.items()
+    }
 
 
 _DECODE: dict[str, Any] = {

@@ -4,7 +4,9 @@ Read: `to`, `sub`, `section`, `category`, `unique_args`, `filters` (clicktrack, 
 subscriptiontrack, templates), `send_at`, `send_each_at`. Other keys (`asm_group_id`, `ip_pool`,
 `batch_id`, other filters) are accepted and ignored, so an application that sets them still sends.
 `sub` values pair with `to` by position; with `to` given, each recipient's values are also
-written as its variables so delivery needs no positions.
+written as its variables so delivery needs no positions. Without `to` they pair with the client's
+RCPTs, which only ingress knows (`submission.service.by_client_position`). `sub` values and
+`section` texts are body text: kept as given, line breaks included.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from email.utils import parseaddr
 from typing import Any
 
+from postroom.dialects.options import content, content_map
 from postroom.dialects.table import Dialect
 from postroom.dialects.values import (
     MAX_RECIPIENTS,
@@ -44,7 +47,7 @@ def smtpapi(header: str, value: str) -> dict[str, Any]:
             out["recipient_vars"] = {
                 a.lower(): {k: values[i] for k, values in sub.items()} for i, (a, _) in enumerate(to)}
     if "section" in data:
-        out["sendgrid_sections"] = string_map(header, data["section"], "section")
+        out["sendgrid_sections"] = content_map(header, data["section"], "section")
     if "category" in data:
         out["tags"] = tags(header, data["category"])
         if len(out["tags"]) > MAX_CATEGORIES:
@@ -81,7 +84,7 @@ def _substitutions(header: str, value: Any, count: int) -> dict[str, tuple[str, 
             raise DialectError(header, f"sub {show(key)} has {len(values)} values for {count} "
                                        "recipients in to")
         sub[text(header, key, 256, "sub key")] = tuple(
-            text(header, v, 10_000, f"sub {show(key)} value") for v in values)
+            content(header, v, 10_000, f"sub {show(key)} value") for v in values)
     return sub
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from postroom.dialects.options import Sender
+from postroom.dialects.options import Sender, content_map
 from postroom.dialects.table import Dialect
 from postroom.dialects.values import (
     MAX_RECIPIENTS,
@@ -19,7 +19,6 @@ from postroom.dialects.values import (
     json_object,
     obj,
     show,
-    string_map,
     text,
 )
 
@@ -50,12 +49,12 @@ def _recipients(header: str, data: dict[str, Any]) -> dict[str, Any]:
         where = f"recipient_data {show(key)}"
         addr = address(header, key, "recipient_data key").lower()
         entry = obj(header, entry, where)
-        merge[addr] = string_map(header, entry.get("merge_data", {}), f"{where} merge_data")
+        merge[addr] = content_map(header, entry.get("merge_data", {}), f"{where} merge_data")
         if entry.get("name"):
             names[addr] = text(header, entry["name"], what=f"{where} name")
         if entry.get("additional_data"):
-            fields[addr] = string_map(header, entry["additional_data"],
-                                      f"{where} additional_data")
+            fields[addr] = content_map(header, entry["additional_data"],
+                                       f"{where} additional_data")
     return {"recipient_vars": merge, "recipient_names": names, "recipient_fields": fields,
             "substitution_syntax": "zoho"}
 

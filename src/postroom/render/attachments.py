@@ -36,12 +36,23 @@ def _safe_name(name: str) -> str:
     return name or "attachment"
 
 
-def _type_of(content_type: str) -> tuple[str, str]:
+def _type_of(content_type: str) -> tuple[str, str, dict[str, str]]:
+    """(maintype, subtype, parameters): a text file's charset says how to read it."""
     ctype = content_type.split(";")[0].strip().lower()
     if not _TYPE.match(ctype) or ctype.startswith(("multipart/", "message/")):
-        return "application", "octet-stream"  # containers would need parsing: send as bytes
+        return "application", "octet-stream", {}  # containers would need parsing: bytes
     maintype, _, subtype = ctype.partition("/")
-    return maintype, subtype
+    return maintype, subtype, _params(content_type)
+
+
+def _params(content_type: str) -> dict[str, str]:
+    """The parameters of a Content-Type value (not `name`: the file's own name is given)."""
+    if ";" not in content_type:
+        return {}
+    probe = EmailMessage()
+    probe["Content-Type"] = re.sub(r"[\x00-\x1f\x7f]+", " ", content_type)
+    return {k: str(v) for k, v in probe["Content-Type"].params.items()
+            if k.lower() != "name" and str(v).isprintable()}
 
 
 def add(msg: EmailMessage, files: Sequence[File]) -> None:
@@ -55,9 +66,9 @@ def add(msg: EmailMessage, files: Sequence[File]) -> None:
         # first part: without one, the body would be dropped
         msg["Content-Type"] = "text/plain"
     for f in files:
-        maintype, subtype = _type_of(f.content_type)
+        maintype, subtype, params = _type_of(f.content_type)
         msg.add_attachment(bytes(f.data), maintype=maintype, subtype=subtype,
-                           filename=_safe_name(f.name))
+                           filename=_safe_name(f.name), params=params)
         part = msg.get_payload()[-1]
         del part["MIME-Version"]  # only the top level carries it
 

@@ -22,7 +22,7 @@ import binascii
 import re
 import secrets
 from base64 import b64encode
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
@@ -33,13 +33,13 @@ from postroom.model.records import Template
 from postroom.render import attachments, personalize, unsubscribe
 from postroom.render.attachments import POLICY, File
 from postroom.render.personalize import Substitution, Values, header_safe
-from postroom.render.tracking import Links, rewrite_html, rewrite_text
+from postroom.render.tracking import Links, has_link, rewrite_html, rewrite_text
 
 __all__ = ["Copies", "Recipient", "Tracking", "encode_body", "needs_parsing"]
 
 _NEWLINE = re.compile(r"\r\n|\r|\n")
 _URL_IN_TEXT = re.compile(r"https?://")
-_HREF = re.compile(r"""<a\b[^>]*?\bhref\s*=\s*["']https?://""", re.IGNORECASE)
+_BODY_TYPES = ("text/plain", "text/html")
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,12 +156,21 @@ class Copies:
         self._plan = _Plan()
         self._own_unsubscribe = False
         self.per_recipient = False
+        self.error: Exception | None = None  # set by `unrenderable`
         self._shared: bytes | None = None
         if not needs_parsing(self.sub, self.tracking, template, files, sender):
             self._shared = raw  # nothing to do: the stored bytes, untouched
             return
         self._compile(message_from_bytes(raw, _class=EmailMessage, policy=POLICY),
                       template, files, sender)
+
+    @classmethod
+    def unrenderable(cls, error: Exception, *, message_id: str, account_id: str) -> Copies:
+        """Stands in for a message that could not be prepared: each copy raises `error`, so
+        delivery defers this message's recipients and no other message's."""
+        copies = cls(b"", message_id=message_id, account_id=account_id)
+        copies.error, copies.per_recipient = error, True
+        return copies
 
     # --- per message ---------------------------------------------------------------------------
     def _compile(self, msg: EmailMessage, template: Template | None, files: Sequence[File],
@@ -171,9 +180,7 @@ class Copies:
         if template is not None:
             _apply_template(msg, template)
         subject = str(msg.get("Subject", ""))
-        leaves = [p for p in msg.walk() if not p.is_multipart()
-                  and p.get_content_type() in ("text/plain", "text/html")
-                  and p.get_content_disposition() != "attachment"]
+        leaves = [p for p in _leaves(msg) if _is_body_text(p)]
         jinja = template is not None
         has = self._has_placeholders
         plan.parts = [_Part(p.get_content_type() == "text/html", _text_of(p), jinja)
@@ -182,7 +189,7 @@ class Copies:
         batch = self.sub.per_recipient
         for part in plan.parts:
             part.tracked = bool(
-                (part.html and (t.opens or (t.clicks and _HREF.search(part.source))))
+                (part.html and (t.opens or (t.clicks and has_link(part.source))))
                 or (not part.html and t.text_clicks and _URL_IN_TEXT.search(part.source)))
             part.dynamic = part.tracked or has(part.source, jinja)
         plan.pixel = next((i for i, p in enumerate(plan.parts) if p.html and t.opens), None)
@@ -206,13 +213,18 @@ class Copies:
         for i, (leaf, part) in enumerate(zip(leaves, plan.parts, strict=True)):
             if part.dynamic:
                 _make_slot(msg, leaf, marker("C", i), marker("B", i))
-        if sender is not None:
-            _set_header(msg, "From", formataddr((header_safe(sender[1] or ""), sender[0])))
+        utf8_from = None
+        if sender is not None:  # a UTF-8 address goes in after flattening, as it is
+            mailbox = _mailbox(header_safe(sender[1] or ""), sender[0])
+            utf8_from = None if mailbox.isascii() else mailbox
+            _set_header(msg, "From", marker("F", 0) if utf8_from else mailbox)
         attachments.add(msg, files)
         if not (changed or subject_dynamic or batch or any(p.dynamic for p in plan.parts)):
             self._shared = self._raw  # at most List-Unsubscribe differs: it goes in front
             return
         flat = attachments.flatten(msg)
+        if utf8_from is not None:
+            flat = flat.replace(marker("F", 0).encode(), utf8_from.encode("utf-8"), 1)
         pieces = re.split(rf"PRSLOT{nonce}([STCB])(\d+)E".encode(), flat)
         segments: list[bytes | tuple[str, int]] = []
         for i, piece in enumerate(pieces):
@@ -239,6 +251,8 @@ class Copies:
 
     def render(self, recipient: Recipient) -> bytes:
         """This recipient's copy (the shared copy plus List-Unsubscribe when that is all)."""
+        if self.error is not None:
+            raise self.error
         if not self.per_recipient:
             return self.shared()
         return self._render(recipient, headers=True)
@@ -264,14 +278,18 @@ class Copies:
             if kind == "S":
                 out.append(_fold("Subject", self._subject(values)))
             elif kind == "T":
-                name = self.names.get(address.lower(), "")
-                out.append(_fold("To", formataddr((header_safe(name), address))
-                                 if address else ""))
+                out.append(self._to(address))
             else:
                 if i not in bodies:
                     bodies[i] = encode_body(self._part_text(i, values, headers))
                 out.append(bodies[i][1] if kind == "C" else bodies[i][0])
         return b"".join(out)
+
+    def _to(self, address: str) -> bytes:
+        """The To field's value for a batch copy; a UTF-8 address as it is (RFC 6532)."""
+        value = _mailbox(header_safe(self.names.get(address.lower(), "")), address) \
+            if address else ""
+        return _fold("To", value) if value.isascii() else value.encode("utf-8")
 
     def _subject(self, values: Values) -> str:
         text = self._plan.subject or ""
@@ -302,7 +320,7 @@ class Copies:
 
     def _clicker(self, links: Links, address: str) -> Callable[[str], str]:
         def click(url: str) -> str:
-            if url.startswith(links.base_url):  # our own links (unsubscribe) stay as they are
+            if links.owns(url):  # our own links (unsubscribe) stay as they are
                 return url
             return links.click_url(self.message_id, address, url)
 
@@ -310,6 +328,35 @@ class Copies:
 
 
 # --- MIME helpers ------------------------------------------------------------------------------
+def _mailbox(name: str, address: str) -> str:
+    """`name <address>`, the name RFC 2047-encoded when it needs it. A UTF-8 address is written
+    as it is (RFC 6532; delivering it needs SMTPUTF8), which formataddr refuses: it raised."""
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8") if name else address
+    if not name:
+        return address
+    shown = formataddr((name, "x@x"), charset="utf-8")
+    return f"{shown[:-len('<x@x>')]}<{address}>"
+
+
+def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
+    """The non-multipart parts, in order. An attached message (message/*) is one leaf: what it
+    holds is someone else's mail, never walked into, tracked or personalized."""
+    if part.get_content_maintype() == "multipart" and part.is_multipart():
+        for sub in part.iter_parts():
+            yield from _leaves(sub)  # type: ignore[arg-type]
+    else:
+        yield part
+
+
+def _is_body_text(part: EmailMessage) -> bool:
+    """A text part read as the message itself. An attachment, or a file shown inline (it has a
+    filename), is sent as it came."""
+    return (part.get_content_type() in _BODY_TYPES
+            and part.get_content_disposition() != "attachment"
+            and part.get_filename() is None)
+
+
 def _text_of(part: EmailMessage) -> str:
     try:
         return str(part.get_content())
@@ -342,7 +389,8 @@ def _make_slot(msg: EmailMessage, part: EmailMessage, cte: str, body: str) -> No
 
 
 def _apply_template(msg: EmailMessage, t: Template) -> None:
-    """The template's subject and parts replace the message's; attachments are kept."""
+    """The template's subject and parts replace the message's. Everything else is kept:
+    attachments and other parts, and inline images (`cid:`), which stay next to the HTML."""
     own = str(msg.get("Subject", ""))
     if "<%subject%>" in t.subject:
         _set_header(msg, "Subject", t.subject.replace("<%subject%>", own))
@@ -351,27 +399,45 @@ def _apply_template(msg: EmailMessage, t: Template) -> None:
     if not (t.html or t.text):
         return
     own_html = own_text = None
-    kept = []
-    for p in msg.walk():
-        if p.is_multipart():
-            continue
-        if p.get_content_disposition() == "attachment":
+    inline: list[EmailMessage] = []
+    kept: list[EmailMessage] = []
+    for p in _leaves(msg):
+        if _is_body_text(p):
+            if p.get_content_type() == "text/html" and own_html is None:
+                own_html = _text_of(p)
+            elif p.get_content_type() == "text/plain" and own_text is None:
+                own_text = _text_of(p)
+        elif "Content-ID" in p and p.get_content_disposition() != "attachment":
+            inline.append(p)
+        else:
             kept.append(p)
-        elif p.get_content_type() == "text/html" and own_html is None:
-            own_html = _text_of(p)
-        elif p.get_content_type() == "text/plain" and own_text is None:
-            own_text = _text_of(p)
     html = t.html.replace("<%body%>", own_html if own_html is not None
                           else escape(own_text or "").replace("\n", "<br>\n"))
     text = t.text.replace("<%body%>", own_text or "")
+    _set_body(msg, text, html, inline)
+    if not html:  # no HTML to show them in: sent as parts of their own
+        kept = inline + kept
+    if kept:
+        msg.make_mixed()  # once: a second call raised "Cannot convert mixed to mixed"
+        for p in kept:
+            msg.attach(p)
+
+
+def _set_body(msg: EmailMessage, text: str, html: str, inline: Sequence[EmailMessage]) -> None:
+    """The message's content becomes text and/or HTML; the HTML with its inline parts in a
+    multipart/related."""
     msg.clear_content()
     if html and text:
         msg.set_content(text)
         msg.add_alternative(html, subtype="html")
+        html_part = msg.get_payload()[-1]
     elif html:
         msg.set_content(html, subtype="html")
+        html_part = msg
     else:
         msg.set_content(text)
-    for p in kept:
-        msg.make_mixed()
-        msg.attach(p)
+        return
+    if inline:
+        html_part.make_related()
+        for p in inline:
+            html_part.attach(p)

@@ -40,17 +40,20 @@ SIGNED_HEADERS: tuple[str, ...] = (
 )  # fmt: skip
 _WSP_RUN = re.compile(rb"[ \t]+")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
-_LINE_END = re.compile(rb"\r?\n")
+# Line ends as the SMTP client sends them: it makes a bare CR, like a bare LF, a CRLF
+# (`smtp.client_message.normalise_crlf`), so a signature that took a bare CR for text broke.
+_LINE_END = re.compile(rb"\r\n?|\n")
+_BLANK_LINE = re.compile(rb"(?:\r\n|\r(?!\n)|\n){2}")  # (a CRLF is never a bare CR + LF)
 
 
 # --- canonicalization (RFC 6376 §3.4) ----------------------------------------------------------
 def split_message(message: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
     """Header fields as (name, raw value after the colon, folding kept) and the body.
-    Accepts CRLF or bare LF line ends."""
+    Accepts CRLF, bare LF or bare CR line ends."""
     if message.startswith((b"\r\n", b"\n")):
         head, body = b"", message.split(b"\n", 1)[1]
     else:
-        end = re.search(rb"\r?\n\r?\n", message)
+        end = _BLANK_LINE.search(message)
         head, body = (message[: end.start()], message[end.end() :]) if end else (message, b"")
     fields: list[tuple[bytes, bytes]] = []
     for line in _LINE_END.split(head) if head else []:

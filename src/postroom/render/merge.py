@@ -17,8 +17,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined, filters, pass_eval_context
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateError, filters, pass_eval_context
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 #: The most characters a rendered template, or any one value inside it, may have.
 MAX_LENGTH = 20 << 20
@@ -99,7 +99,10 @@ def _widened(name: str) -> Any:
     return bounded
 
 
-class _Bounded(SandboxedEnvironment):
+class _Bounded(ImmutableSandboxedEnvironment):
+    """The sandbox, immutable (a template cannot change the variables other recipients are
+    rendered with: `seen.append(x)` is refused), with growth bounded."""
+
     intercepted_binops = frozenset({"**", "*", "%"})
     _BINOPS = {"**": _power, "*": _times, "%": _modulo}
 
@@ -117,7 +120,9 @@ class _Bounded(SandboxedEnvironment):
 @lru_cache(maxsize=4)
 def _env(html: bool, strict: bool) -> SandboxedEnvironment:
     return _Bounded(
-        autoescape=html, undefined=StrictUndefined if strict else Undefined,
+        # "empty": `{{ acct.plan }}` without `acct` is empty too (Undefined raised, and the
+        # whole part went out unrendered)
+        autoescape=html, undefined=StrictUndefined if strict else ChainableUndefined,
         keep_trailing_newline=True,
     )
 

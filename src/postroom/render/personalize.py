@@ -77,6 +77,7 @@ class Substitution:
     recipient_fields: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     sendgrid_sub: Mapping[str, Sequence[str]] = field(default_factory=dict)  # one per position
     sendgrid_sections: Mapping[str, str] = field(default_factory=dict)
+    chosen: bool = False  # a dialect named the syntax (without variables, `{{ }}` is text)
     _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False, compare=False)
     _keys: tuple[str, ...] = field(default=(), init=False, repr=False, compare=False)
 
@@ -89,6 +90,13 @@ class Substitution:
             object.__setattr__(self, "_keys", tuple(keys))
             if keys:
                 object.__setattr__(self, "_pattern", re.compile("|".join(map(re.escape, keys))))
+
+    @property
+    def active(self) -> bool:
+        """Placeholders are filled at all: a dialect chose a syntax or gave variables. Mail
+        without them may say `{{ order }}` as text; tracking must not turn that into Jinja."""
+        return (self.chosen or self.syntax != "postroom" or bool(self.global_vars)
+                or self.per_recipient)
 
     @property
     def per_recipient(self) -> bool:
@@ -117,7 +125,7 @@ class Substitution:
     # --- what a text needs -------------------------------------------------------------------
     def has_placeholders(self, text: str) -> bool:
         if self.syntax == "postroom":
-            return "{{" in text or "{%" in text
+            return ("{{" in text or "{%" in text) and self.active
         if self.syntax == "zoho":
             return "$[" in text and _ZOHO.search(text) is not None
         if self.syntax == "mailgun":
@@ -131,7 +139,7 @@ class Substitution:
     # --- substitution ------------------------------------------------------------------------
     def apply(self, text: str, values: Values, *, html: bool) -> str:
         if self.syntax == "postroom":
-            return jinja(text, values.variables, html=html)
+            return jinja(text, values.variables, html=html) if self.active else text
         if self.syntax == "zoho":
             return self._zoho(text, values, html)
         if self.syntax == "mailgun":

@@ -8,18 +8,25 @@ encodings stay correct: parts are re-encoded, never patched as bytes.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from email import message_from_bytes
 from email.message import EmailMessage
 from email.policy import SMTP
+from html import unescape
+from urllib.parse import urlsplit
 
 from postroom.render import tokens
 
 OPEN, CLICK, UNSUBSCRIBE = "open", "click", "unsubscribe"
-_HREF = re.compile(r"""(<a\b[^>]*?\bhref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
+# `href` as an attribute of its own (whitespace before it): not the end of `data-href`.
+_HREF = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 _TEXT_URL = re.compile(r"""https?://[^\s<>"')\]]+""")
+_TRAILING = ".,;:!?'"  # sentence punctuation after a URL in text is not part of it
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
+_HTML_END = re.compile(r"</html\s*>", re.IGNORECASE)
+_PORTS = {"http": 80, "https": 443}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,25 +49,75 @@ class Links:
                                                   "r": recipient})
         return f"{self.base_url}/u/{t}"
 
+    def owns(self, url: str) -> bool:
+        """`url` is under `base_url` (same scheme, host and port; its path below the base's):
+        a string prefix took https://t.example.org/… for https://t.example's."""
+        return _under(_origin_path(url), _base(self.base_url))
+
+
+@functools.lru_cache(maxsize=16)
+def _base(base_url: str) -> tuple[str, str, int | None, str] | None:
+    """`_origin_path` of a base URL, parsed once (it is asked about every link)."""
+    return _origin_path(base_url)
+
+
+def _origin_path(url: str) -> tuple[str, str, int | None, str] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port or _PORTS.get(parts.scheme.lower())
+    except ValueError:  # a port that is not a number
+        return None
+    return parts.scheme.lower(), (parts.hostname or ""), port, parts.path
+
+
+def _under(url: tuple[str, str, int | None, str] | None,
+           base: tuple[str, str, int | None, str] | None) -> bool:
+    if url is None or base is None or url[:3] != base[:3]:
+        return False
+    root = base[3].rstrip("/")
+    return url[3] == root or url[3].startswith(root + "/")
+
+
+def has_link(html: str) -> bool:
+    """The HTML has a link that click tracking rewrites."""
+    return _HREF.search(html) is not None
+
 
 def rewrite_html(html: str, click: object | None, pixel: str | None) -> str:
-    """Send http(s) links through `click(url)`; add the 1×1 pixel at the end of the body."""
+    """Send http(s) links through `click(url)`; add the 1×1 pixel at the end of the body
+    (before </body>, else before </html>, else at the end)."""
     if click is not None:
         def repl(m: re.Match[str]) -> str:
-            url = m.group(3).replace("&amp;", "&")
-            return f"{m.group(1)}{m.group(2)}{click(url)}{m.group(2)}"  # type: ignore[operator]
+            url = unescape(m.group(3))  # the attribute's text: &amp;, &#38; ... are one "&"
+            new = click(url)  # type: ignore[operator]
+            if new == url:  # left alone: as written
+                return m.group(0)
+            return f"{m.group(1)}{m.group(2)}{new}{m.group(2)}"
 
         html = _HREF.sub(repl, html)
     if pixel is not None:
         img = (f'<img src="{pixel}" width="1" height="1" alt="" '
                'style="display:block;border:0;width:1px;height:1px">')
-        found = list(_BODY_END.finditer(html))
-        html = html[: found[-1].start()] + img + html[found[-1].start():] if found else html + img
+        at = _last(_BODY_END, html)
+        if at is None:
+            at = _last(_HTML_END, html)
+        html = html + img if at is None else html[:at] + img + html[at:]
     return html
 
 
+def _last(pattern: re.Pattern[str], text: str) -> int | None:
+    found = list(pattern.finditer(text))
+    return found[-1].start() if found else None
+
+
 def rewrite_text(text: str, click: object) -> str:
-    return _TEXT_URL.sub(lambda m: click(m.group(0)), text)  # type: ignore[operator]
+    """Send the URLs of a text part through `click(url)`; punctuation ending a sentence after
+    a URL stays outside it."""
+    def repl(m: re.Match[str]) -> str:
+        url = m.group(0).rstrip(_TRAILING)
+        return click(url) + m.group(0)[len(url):]  # type: ignore[operator, no-any-return]
+
+    return _TEXT_URL.sub(repl, text)
 
 
 def apply(raw: bytes, *, links: Links, message_id: str, recipient: str, opens: bool,
@@ -72,14 +129,15 @@ def apply(raw: bytes, *, links: Links, message_id: str, recipient: str, opens: b
     msg = message_from_bytes(raw, _class=EmailMessage, policy=SMTP)
 
     def click(url: str) -> str:
-        if url.startswith(keep) or url.startswith(links.base_url):
+        if url.startswith(keep) or links.owns(url):
             return url
         return links.click_url(message_id, recipient, url)
 
     pixel = links.open_url(message_id, recipient) if opens else None
     changed = False
     for part in msg.walk():
-        if part.is_multipart() or part.get_content_disposition() == "attachment":
+        if part.is_multipart() or part.get_content_disposition() == "attachment" \
+                or part.get_filename() is not None:
             continue
         ctype = part.get_content_type()
         if ctype == "text/html":

@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from postroom.dialects import DialectError
+from postroom.dialects import DialectError, SendOptions
+from postroom.dialects.values import show
 from postroom.model import Account, NewMessage, new_id
 from postroom.smtp import replies as R
 from postroom.smtp.commands import Path
@@ -36,6 +38,9 @@ R535_CLIENT_IP = reply(535, "5.7.8", "Authentication not allowed from this clien
 R535_SCOPE = reply(535, "5.7.8", "This API key may not send mail")
 R550_ONE_FROM = reply(550, "5.7.1", "Message must have exactly one From header address")
 R550_BAD_FROM = reply(550, "5.7.1", "Header From must be a single valid mailbox")
+#: Every RCPT TO of the open transaction, as the client gave it (accepted or refused, repeats
+#: included): SendGrid `sub` lists without `to` are by the client's positions, not ours.
+RCPTS_GIVEN = "rcpts_given"
 
 
 class AccountCache:
@@ -113,6 +118,7 @@ class SubmissionService:
         return R.R235_AUTH_OK
 
     async def mail_from(self, session: Session, path: Path) -> Reply:
+        session.state[RCPTS_GIVEN] = []  # a new transaction
         account: Account | None = session.identity
         if account is None:
             return R.R530_AUTH_REQUIRED
@@ -127,6 +133,7 @@ class SubmissionService:
 
     async def rcpt_to(self, session: Session, path: Path) -> Reply:
         account: Account = session.identity
+        session.state.setdefault(RCPTS_GIVEN, []).append(path.address)
         if await self.suppressions.suppressed(account.id, path.address):
             return R.recipient_not_allowed(path.address)
         return R.recipient_ok(path.address)
@@ -152,6 +159,13 @@ class SubmissionService:
                 rcpts.remove(address)
         if len(rcpts) > self.max_recipients:
             return R.R452_TOO_MANY_RCPTS
+        send_options = part.options
+        if send_options.sendgrid_sub and not send_options.recipient_vars:
+            given = session.state.get(RCPTS_GIVEN, session.recipients)
+            positional = by_client_position(send_options, given, rcpts)
+            if isinstance(positional, Reply):
+                return positional
+            send_options = positional
         if account.daily_limit is not None and await self._over_daily_limit(account):
             return R451_DAILY_LIMIT
         message_id = new_id()
@@ -170,7 +184,7 @@ class SubmissionService:
             message_id_header=mid,
             source="smtp",
             client_ip=session.peer_ip,
-            options={} if plain else part.options.to_json(),
+            options={} if plain else send_options.to_json(),
             not_before=not_before,
             recipient_not_before=each,
         )
@@ -213,3 +227,24 @@ class SubmissionService:
         day = datetime.now(UTC).strftime("%Y-%m-%d")
         count = await asyncio.to_thread(self.store.daily_count, account.id, day)
         return account.daily_limit is not None and count >= account.daily_limit
+
+
+def by_client_position(options: SendOptions, given: list[str], accepted: list[str]
+                       ) -> SendOptions | Reply:
+    """SendGrid `sub` without `to`: value i is for the client's i-th recipient (its RCPTs, then
+    X-Postroom-Recipients), whatever we refused or merged. Each accepted recipient gets its
+    values as its own variables, so delivery needs no positions and a refused RCPT shifts
+    nobody's data. Lists of another length are refused: a RCPT the protocol refused before
+    policy saw it (bad syntax, no SMTPUTF8) would shift them unseen."""
+    order = [*given, *options.extra_recipients]
+    for key, values in options.sendgrid_sub.items():
+        if len(values) != len(order):
+            return reply(550, "5.7.1", f"X-SMTPAPI sub {show(key)} has {len(values)} values "
+                         f"for {len(order)} RCPT TO recipients (without to, one per RCPT)")
+    wanted = {a.lower() for a in accepted}
+    variables: dict[str, dict[str, Any]] = {}
+    for i, address in enumerate(order):
+        key = address.lower()
+        if key in wanted and key not in variables:  # a repeated RCPT keeps its first values
+            variables[key] = {k: values[i] for k, values in options.sendgrid_sub.items()}
+    return replace(options, recipient_vars=variables)

@@ -76,10 +76,16 @@ async def opened(request: Request, token: str) -> Response:
 async def clicked(request: Request, token: str) -> Response:
     data = tokens.verify(request.app.state.secret, CLICK, token)
     url = str((data or {}).get("u", ""))
-    if data is None or not url.startswith(("http://", "https://")):
+    if data is None or not _web_url(url):
         return Response(status_code=404)
     await _record(request, EventType.CLICKED, data, CLICK_PREFETCH_SECONDS)
     return RedirectResponse(url, status_code=302, headers={"Cache-Control": "no-store"})
+
+
+def _web_url(url: str) -> bool:
+    """http(s), in any case: links are found case-insensitively (HTTPS://… is a link too)."""
+    scheme, colon, rest = url.partition(":")
+    return bool(colon) and scheme.lower() in ("http", "https") and rest.startswith("//")
 
 
 _PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>Unsubscribe</title></head>
