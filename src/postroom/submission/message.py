@@ -36,6 +36,8 @@ _SIMPLE_FROM = re.compile(rf"[ \t]*(?:{_ADDR}|(?:{_NAME}[ \t]*)?<{_ADDR}>)[ \t]*
 # Every line that some reader may take for a From field, the obsolete `From :` (RFC 5322 §4.5.1)
 # included: the stdlib drops that one, a receiving MUA may show it.
 _ANY_FROM_FIELD = re.compile(rb"(?:\A|[\r\n])from[ \t]*:", re.IGNORECASE)
+# The blank line that ends the header section (at the very start: no headers at all).
+_END_OF_HEADERS = re.compile(rb"(?:\A|\n)\r?\n")
 # Control characters other than the folding whitespace: a From value holding one is refused.
 _CTL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
@@ -164,7 +166,8 @@ def _parse_stdlib(block: bytes) -> ParsedHeaders:
     froms = [str(f) for f in msg.get_all("From") or []]
     addresses = [a for _, a in email.utils.getaddresses(froms) if a]
     raw_subject = msg.get("Subject")
-    fields = len(_ANY_FROM_FIELD.findall(block))
+    end = _END_OF_HEADERS.search(block)
+    fields = len(_ANY_FROM_FIELD.findall(block[:end.start()] if end else block))
     return _parsed(froms, fields, addresses,
                    "" if raw_subject is None else _subject(str(raw_subject)),
                    str(msg.get("Message-ID", "")).strip(), msg.get("Date") is not None)
