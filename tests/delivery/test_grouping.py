@@ -82,7 +82,7 @@ def test_domains_sharing_destinations_form_one_group() -> None:
     assert set(by_label) == {"relay1.test, relay2.test", "a.test, b.test", "slow.test",
                              "gone.test", "c.test", "d.test", "strict.test"}
     route, ids = by_label["relay1.test, relay2.test"]
-    assert [d.key for d in route] == ["route:relay.local:2526"] and ids == [0, 2, 6]  # type: ignore[union-attr]
+    assert [d.key for d in route] == ["route:relay.local:2526:opportunistic:0"] and ids == [0, 2, 6]  # type: ignore[union-attr]
     route, ids = by_label["a.test, b.test"]
     assert sorted(d.host for d in route) == ["mx1.shared.example", "mx2.shared.example"]  # type: ignore[union-attr]
     assert ids == [1, 3, 7]

@@ -37,7 +37,7 @@ def test_mx_destinations_use_mx_port_and_global_tls() -> None:
         ("mx1.example.com", 2525, "required", False, 10),
         ("mx2.example.com", 2525, "required", False, 20),
     ]
-    assert dests[0].key == "mx:mx1.example.com:2525"
+    assert dests[0].key == "mx:mx1.example.com:2525:required:0"
     assert dests[0].source == "mx"
 
 
@@ -51,7 +51,7 @@ def test_string_route_wins_over_dns() -> None:
         "opportunistic",
         "route",
     )
-    assert dest.key == "route:relay.local:2526"
+    assert dest.key == "route:relay.local:2526:opportunistic:0"
     assert resolver.asked == []
 
 
@@ -85,7 +85,7 @@ def test_table_route_carries_credentials_and_tls() -> None:
         True,
     )
     assert (dest.username, dest.password) == ("apikey", "s3cret")
-    assert dest.key == "route:relay.provider.test:465:apikey"
+    assert dest.key.startswith("route:relay.provider.test:465:required:1:apikey:")
     assert "s3cret" not in repr(dest)
 
 

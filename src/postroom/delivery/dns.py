@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import random
+import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -93,8 +94,11 @@ def parse_nameserver(value: str) -> tuple[str, int]:
 
 
 def _ip_literal(text: str) -> str | None:
+    inner = text.strip("[]")
+    if inner[:5].lower() == "ipv6:":  # stored domains are lowercased: "[ipv6:::1]"
+        inner = inner[5:]
     try:
-        return str(ipaddress.ip_address(text.strip("[]").removeprefix("IPv6:")))
+        return str(ipaddress.ip_address(inner))
     except ValueError:
         return None
 
@@ -239,7 +243,8 @@ class Resolver:
             if self._servers:
                 resolver = dns.asyncresolver.Resolver(configure=False)
                 resolver.nameservers = [
-                    dns.nameserver.Do53Nameserver(h, p) for h, p in self._servers
+                    dns.nameserver.Do53Nameserver(_server_address(h, p), p)
+                    for h, p in self._servers
                 ]
             else:
                 resolver = dns.asyncresolver.Resolver()
@@ -247,6 +252,21 @@ class Resolver:
             resolver.cache = None
             self._resolver = resolver
         return self._resolver
+
+
+def _server_address(host: str, port: int) -> str:
+    """A name server's IP address: dnspython takes addresses only, and given a name (the
+    documented "host:port" form, e.g. localhost) it sent nothing, so every lookup timed out.
+    A name is resolved once, when the resolver is built."""
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    except OSError as exc:
+        raise DnsTemporaryError(host, f"name server {host} cannot be resolved ({exc})") from None
+    return str(found[0][4][0])
 
 
 def _normalize(name: str) -> str:

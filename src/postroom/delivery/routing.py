@@ -7,8 +7,12 @@ pool it may share: two routes to the same relay with different credentials must 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Literal, Protocol
+
+import idna
 
 from postroom.config.settings import DeliverySettings, RouteSettings, TlsMode
 from postroom.delivery.dns import MxResult
@@ -35,9 +39,15 @@ class Destination:
 
     @property
     def key(self) -> str:
-        """Connection-pool key: "mx:host:port" or "route:host:port[:username]"."""
-        base = f"{self.source}:{self.host}:{self.port}"
-        return f"{base}:{self.username}" if self.username else base
+        """Connection-pool key: "mx:host:port:tls:verify", for a route with credentials also
+        the username and a digest of the password. Everything that shapes a session is in it:
+        two routes to one host, one with `tls = "off"` and one with "required", shared pooled
+        sessions, and mail for the second went out in plaintext."""
+        base = f"{self.source}:{self.host}:{self.port}:{self.tls}:{int(self.verify)}"
+        if not self.username:
+            return base
+        secret = hashlib.sha256((self.password or "").encode()).hexdigest()[:16]
+        return f"{base}:{self.username}:{secret}"
 
 
 def parse_host_port(value: str, default_port: int = 25) -> tuple[str, int]:
@@ -60,6 +70,19 @@ def parse_host_port(value: str, default_port: int = 25) -> tuple[str, int]:
     return host.lower(), port
 
 
+@lru_cache(maxsize=4096)
+def ascii_domain(domain: str) -> str:
+    """A domain as routes are keyed: lowercase, no trailing dot, IDN in its A-label form, so
+    a route for `xn--bcher-kva.example` serves `bücher.example` and the other way round."""
+    name = domain.strip().rstrip(".").lower()
+    if name.isascii():
+        return name
+    try:
+        return idna.encode(name, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return name
+
+
 class Router:
     """Turns a recipient domain into an ordered list of destinations."""
 
@@ -68,14 +91,13 @@ class Router:
         self._resolver = resolver
         # Parse once, so a bad route fails at start-up and not on the first message.
         self._routes: dict[str, Destination] = {
-            domain.strip().rstrip(".").lower(): self._route_destination(value)
+            ascii_domain(domain): self._route_destination(value)
             for domain, value in settings.routes.items()
         }
 
     def static_route(self, domain: str) -> Destination | None:
         """The configured route for `domain`: exact domain first, then "*"."""
-        domain = domain.strip().rstrip(".").lower()
-        return self._routes.get(domain) or self._routes.get("*")
+        return self._routes.get(ascii_domain(domain)) or self._routes.get("*")
 
     async def route(self, domain: str) -> list[Destination]:
         """Destinations to try in order. DNS errors (DnsPermanentError, DnsTemporaryError)

@@ -165,7 +165,7 @@ class Capabilities:
     def size_limit(self) -> int | None:
         """The fixed maximum from `SIZE n` (RFC 1870); None when absent, 0 or unreadable."""
         params = self.keywords.get("SIZE", ())
-        if params and params[0].isdigit() and int(params[0]) > 0:
+        if params and params[0].isascii() and params[0].isdigit() and int(params[0]) > 0:
             return int(params[0])
         return None
 
