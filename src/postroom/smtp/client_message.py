@@ -116,6 +116,8 @@ def prepare_message(message: bytes, *, eight_bit_mime: bool, smtputf8: bool) -> 
 
 def _downgrade(data: bytes, *, headers: bool, bodies: bool) -> bytes:
     msg = email.message_from_bytes(data.replace(b"\r\n", b"\n"), policy=email.policy.compat32)
+    if bodies and msg.get("MIME-Version") is None:
+        _make_mime(msg)
     for part in msg.walk():
         if headers:
             _downgrade_headers(part)
@@ -166,6 +168,22 @@ def _encode_field(name: str, value: str) -> str:
     return folded
 
 
+def _make_mime(msg: Message) -> None:
+    """An 8-bit message without MIME has no charset to re-encode for: as UTF-8 (what such mail
+    is nowadays) it becomes a MIME text/plain message; anything else cannot be converted.
+    (Adding a transfer encoding alone left readers with `Caf=C3=A9`.)"""
+    raw = msg.get_payload(decode=True)
+    if msg.is_multipart() or not isinstance(raw, bytes) or raw.isascii():
+        return
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise NotConvertible("8-bit message without MIME in an unknown charset") from None
+    msg["MIME-Version"] = "1.0"
+    if "Content-Type" not in msg:
+        msg["Content-Type"] = 'text/plain; charset="utf-8"'
+
+
 def _encode_body(part: Message) -> None:
     """Re-encode one leaf part carrying 8-bit bytes; 7-bit parts are left byte-for-byte."""
     cte = str(part.get("Content-Transfer-Encoding", "7bit")).strip().lower()
@@ -176,8 +194,8 @@ def _encode_body(part: Message) -> None:
         return
     if part.get_content_maintype() == "text":
         encoded, cte = quopri.encodestring(raw).decode("ascii"), "quoted-printable"
-    else:
-        encoded, cte = base64.encodebytes(raw).decode("ascii"), "base64"
+    else:  # the parse saw LF line ends: the bytes on the wire had CRLF, and so must the data
+        encoded, cte = base64.encodebytes(raw.replace(b"\n", b"\r\n")).decode("ascii"), "base64"
     if "Content-Transfer-Encoding" in part:
         part.replace_header("Content-Transfer-Encoding", cte)
     else:
