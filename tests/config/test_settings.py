@@ -51,3 +51,46 @@ def test_errors_are_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("POSTROOM_SMTP__MAX_RECIPIENTS", "20000")
     with pytest.raises(ConfigError, match="max_recipients"):
         load_settings()
+
+
+def test_toml_syntax_error_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("POSTROOM_CONFIG", raising=False)
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text('data_dir = [\n')
+    with pytest.raises(ConfigError, match=r"invalid TOML in configuration file .*broken\.toml"):
+        load_settings(cfg)
+    cfg.write_bytes(b'data_dir = "\xff\xfe"\n')
+    with pytest.raises(ConfigError, match=r"broken\.toml is not UTF-8"):
+        load_settings(cfg)
+
+
+def test_unparsable_environment_value_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("POSTROOM_CONFIG", raising=False)
+    monkeypatch.setenv("POSTROOM_DELIVERY__ROUTES", "{bad")
+    with pytest.raises(ConfigError, match="POSTROOM_DELIVERY__ROUTES"):
+        load_settings()
+    monkeypatch.delenv("POSTROOM_DELIVERY__ROUTES")
+    monkeypatch.setenv("POSTROOM_SMTP", "[not json")
+    with pytest.raises(ConfigError, match="environment variable POSTROOM_SMTP:"):
+        load_settings()
+
+
+def test_cli_reports_config_errors_without_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from postroom.cli import app
+
+    monkeypatch.delenv("POSTROOM_CONFIG", raising=False)
+    cfg = tmp_path / "broken.toml"
+    cfg.write_text('data_dir = [\n')
+    result = CliRunner().invoke(app, ["accounts", "list", "--config", str(cfg)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert "invalid TOML" in result.output
+    cfg.write_text(f'data_dir = "{tmp_path}"\n')
+    monkeypatch.setenv("POSTROOM_DELIVERY__ROUTES", "{bad")
+    result = CliRunner().invoke(app, ["accounts", "list", "--config", str(cfg)])
+    assert result.exit_code == 2 and "POSTROOM_DELIVERY__ROUTES" in result.output

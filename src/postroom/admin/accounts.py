@@ -10,6 +10,14 @@ from postroom.submission.checks import validate_networks
 from postroom.submission.keys import generate_key
 
 SCOPES = ("send", "read", "admin")
+#: The largest daily limit: the column is a 32-bit INTEGER on PostgreSQL (SQLite would take
+#: more, and the two backends must accept the same values).
+MAX_DAILY_LIMIT = 2**31 - 1
+
+
+def _check_daily_limit(daily_limit: int | None) -> None:
+    if daily_limit is not None and not 1 <= daily_limit <= MAX_DAILY_LIMIT:
+        raise ValueError(f"the daily limit must be between 1 and {MAX_DAILY_LIMIT}")
 
 
 def _domain_ok(domain: str) -> bool:
@@ -39,8 +47,7 @@ def create_account(
             raise ValueError(f"not an email address: {a!r}")
     if not domains and not sender_addresses:
         raise ValueError("an account needs at least one --sender-domain or --sender-address")
-    if daily_limit is not None and daily_limit < 1:
-        raise ValueError("daily limit must be positive")
+    _check_daily_limit(daily_limit)
     return store.create_account(
         name,
         sender_domains=tuple(domains),
@@ -55,6 +62,7 @@ def create_account(
 def update_settings(store: Any, account_id: str, **fields: Any) -> Account:
     """Apply the settings given (None leaves a setting alone); returns the account."""
     changes = {k: v for k, v in fields.items() if v is not None}
+    _check_daily_limit(changes.get("daily_limit"))
     url = changes.get("tracking_base_url")
     if url is not None and not url.startswith(("http://", "https://")):
         raise ValueError("the tracking URL must start with http:// or https://")

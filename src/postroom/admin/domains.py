@@ -17,6 +17,7 @@ __all__ = ["add_domain", "check", "records_for"]
 
 ALGORITHMS = ("rsa-sha256", "ed25519-sha256")
 DEFAULT_SELECTOR = "postroom"
+MAX_SELECTOR = 63  # the column's width (VARCHAR(63) on PostgreSQL; SQLite does not enforce it)
 _SELECTOR = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$", re.I)
 
 
@@ -50,6 +51,8 @@ def add_domain(
     selector = selector.strip()
     if not _SELECTOR.match(selector):
         raise ValueError(f"not a DKIM selector: {selector!r}")
+    if len(selector) > MAX_SELECTOR:
+        raise ValueError(f"a DKIM selector may not exceed {MAX_SELECTOR} characters")
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r} (choose from {', '.join(ALGORITHMS)})")
     existing = store.get_dkim_key(domain)

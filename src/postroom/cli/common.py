@@ -6,12 +6,35 @@ import json
 from pathlib import Path
 from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperGroup
 
 from postroom.config.settings import ConfigError, Settings, load_settings
 from postroom.model.jsonable import jsonable as to_jsonable
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Postroom: a self-hosted SMTP API.")
+
+class _Commands(TyperGroup):
+    """The top-level group: a store error from any command becomes one line on stderr and
+    exit code 1 (the database is down, or rejected a value), never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from postroom.store.errors import StoreError
+
+        try:
+            return super().invoke(ctx)
+        except StoreError as exc:
+            raise fail(store_error_message(exc)) from None
+
+
+def store_error_message(exc: Exception) -> str:
+    """One line for a store error (its first line: the driver's text may run on)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False,
+                  help="Postroom: a self-hosted SMTP API.")
 accounts_app = typer.Typer(no_args_is_help=True, help="Sending accounts.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (SMTP password / HTTP bearer).")
 messages_app = typer.Typer(no_args_is_help=True, help="Queued messages and their recipients.")

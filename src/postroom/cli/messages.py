@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -18,6 +18,7 @@ from postroom.cli.common import (
     messages_app,
     open_store,
     settings_from,
+    store_error_message,
     to_jsonable,
 )
 
@@ -26,10 +27,13 @@ from postroom.cli.common import (
 def serve(config: ConfigOpt = None) -> None:
     """Run the SMTP listeners, the HTTP API and the delivery workers."""
     from postroom.runtime import run_server
+    from postroom.store.errors import StoreError
 
     settings = settings_from(config)
     try:
         run_server(settings)
+    except StoreError as exc:  # the store is unreachable, or its upgrade failed
+        raise fail(f"cannot start: {store_error_message(exc)}") from None
     except OSError as exc:
         raise fail(f"cannot start: {exc}") from None
 
@@ -45,7 +49,7 @@ def messages_show(
     record = store.get_message(message_id)
     if record is None:
         raise fail(f"no message {message_id!r}", 1)
-    events = store.list_events(message_id)
+    events = _all_events(store, message_id)
     if as_json:
         data = to_jsonable(record)
         data["events"] = to_jsonable(events)
@@ -61,6 +65,21 @@ def messages_show(
     for e in events:
         extra = " ".join(x for x in (e.remote_host or "", e.reply or "") if x)
         typer.echo(f"  {e.at.isoformat()}  {e.type.value:<12} {e.recipient or ''}  {extra}")
+
+
+#: Events read per query by `messages show` (it pages through all of them).
+EVENTS_PAGE = 1000
+
+
+def _all_events(store: Any, message_id: str) -> list[Any]:
+    """The message's whole event history, oldest first, a page at a time."""
+    found: list[Any] = []
+    while True:
+        page = store.list_events(message_id, limit=EVENTS_PAGE,
+                                 after=found[-1].id if found else None)
+        found.extend(page)
+        if len(page) < EVENTS_PAGE:
+            return found
 
 
 @messages_app.command("list")

@@ -22,6 +22,7 @@ from postroom.cli.common import (
 # --- webhooks (events out) ---------------------------------------------------------------------
 webhooks_app = typer.Typer(no_args_is_help=True, help="Account webhooks and their deliveries.")
 app.add_typer(webhooks_app, name="webhooks")
+MAX_DESCRIPTION = 200  # the column's width (as the HTTP API's max_length)
 
 
 @webhooks_app.command("create")
@@ -43,6 +44,8 @@ def webhooks_create(
     problem = url_problem(url, allow_private=settings.webhooks.allow_private_targets) or (
         f"unknown event types {unknown_types(event or [])}" if unknown_types(event or [])
         else None)
+    if not problem and len(description) > MAX_DESCRIPTION:
+        problem = f"the description may not exceed {MAX_DESCRIPTION} characters"
     if problem:
         raise fail(problem, 2)
     store = open_store(settings)

@@ -10,6 +10,8 @@ from the descriptions here (`postroom config reference`), and a test fails when 
 from __future__ import annotations
 
 import os
+import re
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -20,6 +22,7 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+from pydantic_settings.exceptions import SettingsError
 
 TlsMode = Literal["off", "opportunistic", "required"]
 
@@ -339,5 +342,30 @@ def load_settings(config_path: str | os.PathLike[str] | None = None) -> Settings
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
         )
         raise ConfigError(f"invalid configuration: {problems}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"invalid TOML in configuration file {path}: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"configuration file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read configuration file {path}: "
+                          f"{exc.strerror or exc}") from None
+    except SettingsError as exc:  # an environment value that does not parse (bad JSON)
+        raise ConfigError(_env_problem(exc)) from None
     finally:
         _CONFIG_FILE = None
+
+
+def _env_problem(exc: SettingsError) -> str:
+    """Name the environment variable(s) behind a SettingsError (it names only the field)."""
+    cause = exc.__cause__ or exc.__context__
+    detail = f": {cause}" if cause is not None else ""
+    found = re.search(r'field "([^"]+)"', str(exc))
+    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
+    names = sorted(
+        name for name in os.environ
+        if found is not None and (name.upper() == f"{prefix}{found.group(1).upper()}"
+                                  or name.upper().startswith(f"{prefix}{found.group(1).upper()}__"))
+    )
+    if names:
+        return f"invalid value in environment variable {' or '.join(names)}{detail}"
+    return f"invalid configuration from the environment: {exc}{detail}"

@@ -39,13 +39,26 @@ def idempotency_claim(
 ) -> tuple[str, int, Any]:
     """Claim `key` for this request. Returns ("new", 0, None), ("done", status, response),
     ("busy", 0, None) while another request holds it, or ("mismatch", 0, None) when the key was
-    used for a different request body."""
+    used for a different request body.
+
+    Race-free on both backends: the claim is an INSERT … ON CONFLICT DO NOTHING (on PostgreSQL
+    a concurrent claim waits for the first one's commit instead of failing on the key), and an
+    expired or abandoned row is taken over by an UPDATE conditional on the row read; whoever
+    loses either race reads the winner's row and gets the same answer as a later request."""
     now = rows.utc_now()
+    where = (idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key)
     with db.write() as conn:
-        row = conn.execute(select(idempotency_keys).where(
-            idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key
-        )).mappings().first()
-        if row is not None:
+        for _ in range(3):  # a row deleted or taken over meanwhile (PostgreSQL): look again
+            claimed = conn.execute(db.insert(idempotency_keys).values(
+                account_id=account_id, key=key, request_hash=request_hash, status_code=0,
+                response=None, created_at=now,
+            ).on_conflict_do_nothing(index_elements=["account_id", "key"])
+                .returning(idempotency_keys.c.key)).first()
+            if claimed is not None:
+                return ("new", 0, None)
+            row = conn.execute(select(idempotency_keys).where(*where)).mappings().first()
+            if row is None:
+                continue  # released between our INSERT and SELECT: claim it again
             expired = row["created_at"] < now - ttl
             abandoned = row["status_code"] == 0 and row["created_at"] < now - stale
             if not (expired or abandoned):
@@ -54,12 +67,14 @@ def idempotency_claim(
                 if row["status_code"] == 0:
                     return ("busy", 0, None)
                 return ("done", row["status_code"], row["response"])
-            conn.execute(delete(idempotency_keys).where(
-                idempotency_keys.c.account_id == account_id, idempotency_keys.c.key == key))
-        conn.execute(idempotency_keys.insert().values(
-            account_id=account_id, key=key, request_hash=request_hash, status_code=0,
-            response=None, created_at=now))
-    return ("new", 0, None)
+            taken = conn.execute(update(idempotency_keys).where(
+                *where, idempotency_keys.c.created_at == row["created_at"],
+                idempotency_keys.c.status_code == row["status_code"],
+            ).values(request_hash=request_hash, status_code=0, response=None, created_at=now)
+                .returning(idempotency_keys.c.key)).first()
+            if taken is not None:
+                return ("new", 0, None)
+    return ("busy", 0, None)
 
 
 def idempotency_finish(db: Database, account_id: str, key: str, status: int, response: Any) -> None:
@@ -259,24 +274,36 @@ def message_ids(
             cond.append(recipients.c.address == recipient)
         query = query.where(exists().where(and_(*cond)))
     query = query.order_by(messages.c.id.desc())
-    if campaign or tag:  # options is JSON: filter in Python over a bounded window
-        query = query.add_columns(messages.c.options).limit(max(limit * 20, 1000))
-    else:
-        query = query.limit(limit)
+    if not (campaign or tag):
+        with db.read() as conn:
+            return [r[0] for r in conn.execute(query.limit(limit))]
+    # options is JSON: filter in Python, window after window (newest first) until `limit`
+    # matches or the end, so that a short page always means there is nothing further.
+    window = max(limit * 20, _OPTIONS_WINDOW)
+    query = query.add_columns(messages.c.options)
+    out: list[str] = []
+    last: str | None = None
     with db.read() as conn:
-        found = conn.execute(query).all()
-    if campaign or tag:
-        out = []
-        for r in found:
-            opts = r[1] or {}
-            if campaign and opts.get("campaign_id") != campaign and \
-                    opts.get("campaign_name") != campaign:
-                continue
-            if tag and tag not in (opts.get("tags") or ()):
-                continue
-            out.append(r[0])
-        return out[:limit]
-    return [r[0] for r in found]
+        while len(out) < limit:
+            page = query if last is None else query.where(messages.c.id < last)
+            found = conn.execute(page.limit(window)).all()
+            for r in found:
+                if _options_match(r[1] or {}, campaign, tag):
+                    out.append(r[0])
+            if len(found) < window:
+                break
+            last = found[-1][0]
+    return out[:limit]
+
+
+#: Rows read per round when filtering on the JSON `options` (campaign, tag) in Python.
+_OPTIONS_WINDOW = 1000
+
+
+def _options_match(opts: dict[str, Any], campaign: str | None, tag: str | None) -> bool:
+    if campaign and campaign not in (opts.get("campaign_id"), opts.get("campaign_name")):
+        return False
+    return not (tag and tag not in (opts.get("tags") or ()))
 
 
 def events_for_account(
