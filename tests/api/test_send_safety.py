@@ -109,7 +109,7 @@ def test_template_bombs_are_refused_at_once(env: SimpleNamespace, source: str) -
 @pytest.mark.parametrize("source", ["{{ 1/0 }}", "{{ range(10**9)|list }}", '{% include "x" %}',
                                     '{{ "%d"|format("a") }}', '{{ [1, "a"]|sort }}'])
 def test_a_template_runtime_error_fails_its_item_only(env: SimpleNamespace, source: str) -> None:
-    bad, good = send(env, {**BASE, "content": source}, BASE)
+    bad, good = send(env, {**BASE, "content": source, "merge_data": {"x": 1}}, BASE)
     assert (bad["code"], good["code"]) == ("INVALID_DATA", "SUCCESS")
 
 
@@ -170,3 +170,24 @@ def test_a_file_with_a_non_latin_name_downloads(env: SimpleNamespace) -> None:
     assert content_disposition('say "hi".txt') == (
         "attachment; filename=\"say _hi_.txt\"; filename*=UTF-8''say%20%22hi%22.txt")
     assert content_disposition("plain.txt") == 'attachment; filename="plain.txt"'
+
+
+def test_plain_fields_are_text_not_templates(env: SimpleNamespace) -> None:
+    """Without a template or merge data, `{{ code }}` is the sender's text (as at Zoho)."""
+    [result] = send(env, {**BASE, "subject": "Your code {{ code }}",
+                          "content": "<p>{% raw %} {{ 7*7 }}</p>"})
+    assert result["code"] == "SUCCESS", result
+    raw = raw_of(env, result)
+    assert b"Subject: Your code {{ code }}" in raw and b"{% raw %} {{ 7*7 }}" in raw
+
+
+def test_send_raw_refuses_provider_control_headers(env: SimpleNamespace) -> None:
+    """They went to every recipient: one recipient's variables shown to all (review)."""
+    raw = (b"From: x@alice.example\r\nTo: a@example.org\r\nSubject: s\r\n"
+           b'X-Mailgun-Recipient-Variables: {"a@example.org": {"iban": "A-SECRET"}}\r\n'
+           b"\r\nhello\r\n")
+    r = env.c.post("/v1/send_raw?mail_from=x@alice.example&to=a@example.org", content=raw,
+                   headers={**env.auth, "content-type": "message/rfc822"})
+    assert r.status_code == 400 and r.json()["code"] == "INVALID_DATA", r.text
+    assert r.json()["details"]["headers"] == ["x-mailgun-recipient-variables"]
+    assert env.store.list_messages(limit=10) == []

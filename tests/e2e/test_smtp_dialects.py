@@ -90,3 +90,18 @@ def test_file_key_from_the_cache_is_accepted_and_send_at_schedules(server: Runni
     assert options["attachments"] == [{"key": fkey, "name": "report.pdf"}]
     mid = text.decode().split("<")[1].rstrip(">")
     assert server.message(mid)["recipients"][0]["status"] == "scheduled"
+
+
+def test_recipients_added_past_the_limit_are_refused_for_good(server: RunningServer) -> None:
+    """X-SMTPAPI `to` over max_recipients is known only at DATA, where a 452 made the client
+    retry the same message forever: 550 5.5.3 (found by a review)."""
+    many = json.dumps({"to": [f"r{i}@example.org" for i in range(1001)]})
+    code, text = submit(server, f"X-SMTPAPI: {many}\r\n")
+    assert (code, text) == (550, b"5.5.3 Too many recipients")
+
+
+def test_a_control_header_after_a_bare_cr_is_still_read(server: RunningServer) -> None:
+    """A bare CR starts a line for the header parsers, so the field must be read and stripped
+    (it was neither: the test-mode refusal could be dodged; found by a review)."""
+    code, text = submit(server, "Comments: a\rX-Mailgun-Drop-Message: yes\r\n")
+    assert code == 550 and b"X-Mailgun-Drop-Message" in text, text

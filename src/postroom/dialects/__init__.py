@@ -21,7 +21,7 @@ Precedence, when several headers set the same option (`registry.DIALECTS`, lowes
 """
 
 from postroom.dialects.options import FileRef, Sender, SendOptions, Syntax
-from postroom.dialects.registry import extract, is_control_header
+from postroom.dialects.registry import control_headers, extract, is_control_header
 from postroom.dialects.values import DialectError
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
     "SendOptions",
     "Sender",
     "Syntax",
+    "control_headers",
     "extract",
     "is_control_header",
 ]

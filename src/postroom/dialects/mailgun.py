@@ -71,6 +71,8 @@ DIALECT = Dialect(
         "x-mailgun-sending-ip": ignored,
         "x-mailgun-sending-ip-pool": ignored,
         "x-mailgun-template-version": ignored,
+        "x-mailgun-delivery-time-optimize-period": ignored,  # send-time optimisation
+        "x-mailgun-time-zone-localize": ignored,
     },
     repeatable=frozenset({"x-mailgun-tag", "x-mailgun-variables"}),
 )

@@ -37,6 +37,16 @@ def is_control_header(name: str) -> bool:
     return name in _HEADERS or name.startswith(_PREFIXES)
 
 
+def control_headers(raw_header_block: bytes) -> list[str]:
+    """The names of the control fields in a header block, as written (none: [])."""
+    names = []
+    for tail, field in _fields(raw_header_block):
+        m = None if tail else _NAME.match(field)
+        if m and is_control_header(name := m.group(1).decode("ascii")):
+            names.append(name)
+    return names
+
+
 def extract(raw_header_block: bytes) -> tuple[SendOptions, bytes]:
     """(the merged options, the header block without any control field).
 

@@ -172,6 +172,7 @@ class HttpSender:
             raise Refused("INVALID_DATA", "cc/bcc cannot be combined with consent_email.",
                           api_name="consent_email")
         one_each = bool(personal) or bool(item.consent_email)
+        templated = item.template is not None or bool(item.merge_data) or bool(personal)
         copies = [[p] for p in item.to] if one_each else [list(item.to)]
         size = 1 if one_each else len(item.to) + len(item.cc) + len(item.bcc)
         if size > self.max_recipients:
@@ -191,12 +192,15 @@ class HttpSender:
                 else dict(item.merge_data)
             if item.consent_email and self.consent_link is not None:
                 variables.setdefault("ConsentForm", self.consent_link(account.id, to[0].email))
-            try:
-                subj = render(subject, variables, html=False, missing=missing)
-                body = render(content, variables, html=html, missing=missing)
-            except MergeError as exc:
-                raise Refused("INVALID_DATA", f"Template error: {exc}", api_name="template") \
-                    from None
+            if templated:
+                try:
+                    subj = render(subject, variables, html=False, missing=missing)
+                    body = render(content, variables, html=html, missing=missing)
+                except MergeError as exc:
+                    raise Refused("INVALID_DATA", f"Template error: {exc}",
+                                  api_name="template") from None
+            else:  # plain fields are text, as Zoho sends them: `{{ code }}` stays as written
+                subj, body = subject, content
             if item.consent_email and "${ConsentForm" in body and self.consent_link:
                 body = _CONSENT_FORM.sub(self.consent_link(account.id, to[0].email), body)
             mid = new_id()

@@ -23,7 +23,7 @@ from postroom.submission import checks
 from postroom.submission.message import header_block
 
 MAX_HEADER_BLOCK = 8 << 20  # a 10,000-recipient Zoho header is about 2 MB
-_CONTROL = re.compile(rb"(?im)^x-")
+_CONTROL = re.compile(rb"(?im)(?:^|\r)x-")  # a bare CR starts a line for the parsers too
 NO_OPTIONS = SendOptions()  # shared (frozen): building its ~35 fields per message showed in profiles
 
 

@@ -38,6 +38,7 @@ R535_CLIENT_IP = reply(535, "5.7.8", "Authentication not allowed from this clien
 R535_SCOPE = reply(535, "5.7.8", "This API key may not send mail")
 R550_ONE_FROM = reply(550, "5.7.1", "Message must have exactly one From header address")
 R550_BAD_FROM = reply(550, "5.7.1", "Header From must be a single valid mailbox")
+R550_TOO_MANY_RCPTS = reply(550, "5.5.3", "Too many recipients")
 #: Every RCPT TO of the open transaction, as the client gave it (accepted or refused, repeats
 #: included): SendGrid `sub` lists without `to` are by the client's positions, not ours.
 RCPTS_GIVEN = "rcpts_given"
@@ -157,8 +158,8 @@ class SubmissionService:
         for address in part.options.extra_recipients:
             if await self.suppressions.suppressed(account.id, address):
                 rcpts.remove(address)
-        if len(rcpts) > self.max_recipients:
-            return R.R452_TOO_MANY_RCPTS
+        if len(rcpts) > self.max_recipients:  # control headers added them: a retry cannot help
+            return R550_TOO_MANY_RCPTS
         send_options = part.options
         if send_options.sendgrid_sub and not send_options.recipient_vars:
             given = session.state.get(RCPTS_GIVEN, session.recipients)

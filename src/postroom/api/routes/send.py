@@ -16,11 +16,17 @@ from pydantic import BaseModel, Field
 from postroom.api.auth import Principal, require
 from postroom.api.errors import CODES, ApiError
 from postroom.api.routes.common import ERRORS, json_body, json_document
+from postroom.dialects import control_headers
 from postroom.model import NewMessage, new_id
 from postroom.smtp.commands import is_valid_mailbox
 from postroom.submission import checks
 from postroom.submission.http_items import MAX_ITEMS, SENT, ItemResult, SendMailRequest
-from postroom.submission.message import missing_headers, parse_headers
+from postroom.submission.message import (
+    MAX_HEADER_BLOCK,
+    header_block,
+    missing_headers,
+    parse_headers,
+)
 
 router = APIRouter(tags=["sending"], responses=ERRORS)
 
@@ -149,6 +155,16 @@ async def send_raw(request: Request, principal: Principal = Depends(require("sen
     return await idempotent(request, principal, body, run)
 
 
+def _no_control_headers(raw: bytes) -> None:
+    """send_raw does not read providers' control headers (X-SMTPAPI, X-Mailgun-*, X-TM-*…):
+    left in, they went to every recipient (one recipient's variables shown to all, a test-mode
+    message really sent). Refused, with where to send such mail instead."""
+    names = sorted({n.lower() for n in control_headers(header_block(raw[:MAX_HEADER_BLOCK]))})
+    if names:
+        raise ApiError("INVALID_DATA", "send_raw does not take provider control headers: send "
+                       "such mail over SMTP, or use send_mail.", {"headers": names[:10]})
+
+
 async def _raw_record(request: Request, principal: Principal, raw: bytes, sender: str,
                       rcpts: list[str]) -> NewMessage:
     settings = request.app.state.settings
@@ -170,6 +186,7 @@ async def _raw_record(request: Request, principal: Principal, raw: bytes, sender
     if checks.sender_allowed(account, sender):
         raise ApiError("INVALID_DATA", "You cannot use this email address to send mails from.",
                        {"api_name": "mail_from", "email": sender})
+    _no_control_headers(raw)
     headers = parse_headers(raw[:65536])
     if headers.from_count != 1 or checks.sender_allowed(account, headers.header_from):
         raise ApiError("INVALID_DATA", "The From header must be one allowed sender address.",
