@@ -74,7 +74,6 @@ INVALID = [
     (smtpapi({"filters": {"templates": {"settings": {"enable": 1}}}}),
      "template_id must be a string"),
     (smtpapi({"filters": []}), "filters must be a JSON object"),
-    (smtpapi("{}") + smtpapi("{}"), "given more than once"),
 ]
 
 test_valid, test_invalid = table_tests(sendgrid, VALID, INVALID)

@@ -105,3 +105,13 @@ def test_a_control_header_after_a_bare_cr_is_still_read(server: RunningServer) -
     (it was neither: the test-mode refusal could be dodged; found by a review)."""
     code, text = submit(server, "Comments: a\rX-Mailgun-Drop-Message: yes\r\n")
     assert code == 550 and b"X-Mailgun-Drop-Message" in text, text
+
+
+def test_the_first_x_smtpapi_header_counts(server: RunningServer) -> None:
+    """SendGrid adheres to the first of several X-SMTPAPI headers (it was refused with 550);
+    all of them are stripped."""
+    code, text = submit(server, 'X-SMTPAPI: {"category": ["first"]}\r\n'
+                                'X-SMTPAPI: {"category": ["second"]}\r\n')
+    assert code == 250, text
+    options, raw = stored(server, text)
+    assert options["tags"] == ["first"] and b"X-SMTPAPI" not in raw

@@ -127,6 +127,8 @@ def _flag(header: str, what: str, value: Any) -> bool:
     raise DialectError(header, f"{what} must be 0 or 1")
 
 
-DIALECT = Dialect("sendgrid", {"x-smtpapi": smtpapi})
+# SendGrid: "if multiple X-SMTPAPI headers are present, it will adhere to the first" (all
+# of them are stripped, as control headers always are).
+DIALECT = Dialect("sendgrid", {"x-smtpapi": smtpapi}, first_wins=frozenset({"x-smtpapi"}))
 HEADERS = DIALECT.headers
 parse = DIALECT.parse

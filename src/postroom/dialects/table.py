@@ -55,6 +55,7 @@ class Dialect:
     table: Mapping[str, Parse]  # lowercase header → parser, in order of application
     repeatable: frozenset[str] = frozenset()  # headers that may appear more than once
     prefixes: Mapping[str, Parse] = field(default_factory=dict)  # lowercase prefix → parser
+    first_wins: frozenset[str] = frozenset()  # given more than once: the first counts
 
     @property
     def headers(self) -> frozenset[str]:
@@ -67,7 +68,8 @@ class Dialect:
     def parse(self, headers: Sequence[tuple[str, str]]) -> SendOptions:
         """This dialect's headers among `headers` (unfolded, decoded); the others are ignored.
 
-        An empty value counts as absent. A header given twice is refused unless repeatable.
+        An empty value counts as absent. A header given twice is refused unless repeatable,
+        or unless the vendor documents that the first one counts (`first_wins`).
         """
         groups: dict[str, list[tuple[str, str]]] = {}
         for name, value in headers:
@@ -79,6 +81,8 @@ class Dialect:
         result = SendOptions(dialects=(self.name,))
         for key in sorted(groups, key=lambda k: rank.get(k, len(rank))):
             group = groups[key]
+            if key in self.first_wins:
+                group = group[:1]
             if len(group) > 1 and key not in self.repeatable:
                 raise DialectError(group[1][0], "given more than once")
             parse = self.table.get(key) or next(
