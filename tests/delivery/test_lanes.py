@@ -38,7 +38,7 @@ class Session:
         return self._opened and self.usable
 
     async def send(self, mail_from: str, rcpts: list[str], data: bytes,
-                   then: Any = None) -> Any:
+                   then: Any = None, **resigners: Any) -> Any:
         await asyncio.sleep(0.002)  # the relay takes a moment: the other lanes get going
         if self.transactions + 1 == self.breaks_at:
             self.usable = self._opened = False

@@ -242,3 +242,31 @@ def test_a_connection_the_server_is_closing_is_not_reused(tmp_path: Path) -> Non
     assert {**statuses(store, first.id), **statuses(store, second.id)} == {
         "u1@a.test": "delivered", "u2@a.test": "delivered"}
     store.close()
+
+
+def test_a_copy_converted_for_a_7bit_peer_is_signed_again(tmp_path: Path) -> None:
+    """A peer without 8BITMIME gets the body re-encoded; the DKIM signature made over the
+    stored bytes then failed its body hash there. The client signs the converted copy again."""
+    import dkim
+
+    from postroom.render.dkim import generate_key
+    from support.dns_stub import DnsStub
+
+    pem, txt = generate_key("rsa-sha256")
+    store = Store.open(f"sqlite:///{tmp_path / 's.db'}")
+    account = store.create_account("acme", sender_domains=["acme.test"])
+    store.add_dkim_key("acme.test", "s1", "rsa-sha256", pem)
+    raw = ("From: news@acme.test\r\nTo: u1@a.test\r\nSubject: café\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           "Grüße aus München\r\n").encode()
+    message = make_message(account.id, "u1@a.test", raw=raw, header_from="news@acme.test",
+                           mail_from="news@acme.test")
+    asyncio.run(store.enqueue(message))
+    with SmtpSink(hide_extensions=["8BITMIME"], smtputf8=False) as sink, \
+            DnsStub({"s1._domainkey.acme.test": {"TXT": txt}}) as dns:
+        asyncio.run(batch_for(store, sink.port).deliver_batch("w", claims(store)))
+        [got] = sink.wait_for_messages(1)
+        assert got.data.isascii() and b"Content-Transfer-Encoding: quoted-printable" in got.data
+        assert dkim.verify(got.data, dnsfunc=dns.dnsfunc), "DKIM fails after the conversion"
+    assert statuses(store, message.id) == {"u1@a.test": "delivered"}
+    store.close()

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,8 @@ class Job:
     claims: tuple[Claim, ...]
     mail_from: str
     data: bytes
+    #: signs `data` again when the client must convert it for a peer (None: not signed)
+    resign: Callable[[bytes], bytes] | None = None
 
 
 def route_failed(exc: DnsError, claims: Sequence[Claim]) -> list[Result]:
@@ -118,6 +120,8 @@ class DomainDelivery:
                     outcome = await session.send(
                         *_envelope(job),
                         then=_envelope(following) if following is not None else None,
+                        resign=job.resign,
+                        then_resign=following.resign if following is not None else None,
                     )
                 except DeliveryError as exc:  # the session broke; retry these later
                     results += [error_result(c, exc, remote_host=dest.host) for c in job.claims]

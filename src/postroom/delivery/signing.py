@@ -103,3 +103,31 @@ def render_copy(
         except Exception:  # a message the signer cannot parse still goes out, unsigned
             log.exception("DKIM signing failed for message %s", message.id)
     return (received or received_field(message, hostname)) + signature + raw
+
+
+def resigner(signer: DkimSigner) -> Callable[[bytes], bytes]:
+    """Signs a copy again after the SMTP client converted it (7-bit downgrade for a peer
+    without 8BITMIME changes the body; the signature made by `render_copy` over the stored
+    bytes would fail there). Replaces the first DKIM-Signature field, ours: `render_copy`
+    puts it right after our Received field, in front of any the sender brought."""
+    def resign(data: bytes) -> bytes:
+        start = data.find(b"\r\nDKIM-Signature:")
+        if start < 0:
+            return data
+        start += 2
+        end = start
+        while True:  # to the end of the (folded) field
+            nl = data.find(b"\r\n", end)
+            if nl < 0:
+                return data
+            end = nl + 2
+            if data[end:end + 1] not in (b" ", b"\t"):
+                break
+        unsigned = data[:start] + data[end:]
+        try:
+            return data[:start] + signer.sign(unsigned) + data[end:]
+        except Exception:  # as in render_copy: unsigned rather than not sent
+            log.exception("DKIM signing of a converted copy failed")
+            return unsigned
+
+    return resign

@@ -35,7 +35,7 @@ from postroom.delivery.outcomes import Result, RetryPolicy
 from postroom.delivery.recorder import OutcomeRecorder
 from postroom.delivery.routing import Destination
 from postroom.delivery.schedule import should_expire
-from postroom.delivery.signing import SignerCache, domain_of, render_copy
+from postroom.delivery.signing import SignerCache, domain_of, render_copy, resigner
 from postroom.model import Account, Claim, MessageRecord
 from postroom.store.outbound import Finish, FollowUps
 
@@ -225,16 +225,18 @@ class BatchDelivery:
             copies, positions = await self.copies.prepare(record, raw, account)
             signer = await self._signer(copies.header_from or record.header_from)
             bounce = account.bounce_address if account and record.mail_from else None
+            again = resigner(signer) if signer is not None else None
             if not copies.per_recipient:
                 data = shared.get(message_id)
                 if data is None:  # the group's other domains of this message reuse it
                     data = shared[message_id] = render_copy(copies.shared(), record,
                                                             self.hostname, signer)
                 if bounce:
-                    jobs += [Job((c,), self._return_path(c, bounce, record), data) for c in group]
+                    jobs += [Job((c,), self._return_path(c, bounce, record), data, again)
+                             for c in group]
                 else:
                     jobs += [Job(tuple(group[i : i + MAX_RCPTS_PER_TRANSACTION]),
-                                 record.mail_from, data)
+                                 record.mail_from, data, again)
                              for i in range(0, len(group), MAX_RCPTS_PER_TRANSACTION)]
                 size += len(data)
                 continue
@@ -249,7 +251,7 @@ class BatchDelivery:
                             c, "internal error: the copy could not be rendered",
                             kind=LocalError.TIMEOUT))
                         continue
-                    jobs.append(Job((c,), self._return_path(c, bounce, record), data))
+                    jobs.append(Job((c,), self._return_path(c, bounce, record), data, again))
                     size += len(data)
                 if size >= MAX_CHUNK_BYTES:
                     yield jobs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from postroom.smtp.client_connection import Connection
 from postroom.smtp.client_errors import (
@@ -20,6 +20,8 @@ from postroom.smtp.replies import Reply
 
 #: A transaction to send: envelope sender, recipients, message.
 Envelope = tuple[str, Sequence[str], bytes]
+#: Signs a message again after it was converted for the peer (see `Transaction`).
+Resign = Callable[[bytes], bytes]
 #: Larger messages open no transaction behind them: the saving is one write, the cost a copy.
 CHAIN_MAX_BYTES = 256 << 10
 
@@ -83,7 +85,8 @@ class ClientSession:
         }.get(step, t.mail)  # type: ignore[arg-type]
 
     async def send(self, mail_from: str, rcpts: Sequence[str], message: bytes, *,
-                   then: Envelope | None = None) -> TransactionResult:
+                   then: Envelope | None = None, resign: Resign | None = None,
+                   then_resign: Resign | None = None) -> TransactionResult:
         """Run one transaction; per-recipient verdicts are in `result.outcomes`.
 
         `then`: the transaction the caller will send next on this session. With PIPELINING its
@@ -92,6 +95,9 @@ class ClientSession:
         costs one write and one read per message instead of two each. The caller must then
         call `send(*then)` next; `opened` tells whether that happened. If this session breaks
         first, those commands were sent but never the message: retrying it elsewhere is safe.
+
+        `resign` (`then_resign` for `then`): see `Transaction`; a converted message is
+        signed again for this peer.
 
         Raises `DeliveryError` when the session breaks; the session is then unusable and the
         recipients' fate is unknown only if `SmtpTimeout.command == "DOT"` (the message may
@@ -110,13 +116,12 @@ class ClientSession:
                 self._fail()
                 raise ConnectionLost("the server ended the session while it was idle")
             else:
-                tx = Transaction(
-                    mail_from, rcpts, message, self.capabilities, reset_first=self._needs_rset
-                )
+                tx = Transaction(mail_from, rcpts, message, self.capabilities,
+                                 reset_first=self._needs_rset, resign=resign)
                 out = tx.start()
             if tx.done:
                 return tx.result
-            nxt = self._next(then) if len(message) <= CHAIN_MAX_BYTES else None
+            nxt = self._next(then, then_resign) if len(message) <= CHAIN_MAX_BYTES else None
             try:
                 await self._drive(tx, out, nxt)
             except RemoteProtocolError as exc:
@@ -139,14 +144,15 @@ class ClientSession:
         with it (see `send`); False when it was not sent, or the session ended since."""
         return self._opened is not None and self.usable
 
-    def _next(self, then: Envelope | None) -> tuple[Envelope, Transaction] | None:
+    def _next(self, then: Envelope | None, resign: Resign | None = None
+              ) -> tuple[Envelope, Transaction] | None:
         """The transaction to open behind this message, built before anything is sent: one
         that cannot be built (say, an address a command cannot carry) is not opened, and the
         caller's next `send` meets the error on its own, without harm to this message."""
         if then is None or not self.capabilities.pipelining:
             return None
         try:
-            nxt = Transaction(*then, self.capabilities)  # after the final dot: no RSET needed
+            nxt = Transaction(*then, self.capabilities, resign=resign)  # no RSET after a dot
         except Exception:
             return None
         return _key(then), nxt

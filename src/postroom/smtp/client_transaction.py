@@ -22,7 +22,7 @@ Recipients the peer cannot take at all (UTF-8 address, no SMTPUTF8) and messages
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -92,7 +92,10 @@ class Transaction:
         caps: Capabilities,
         *,
         reset_first: bool = False,
+        resign: Callable[[bytes], bytes] | None = None,
     ) -> None:
+        """`resign`: re-signs the message once it had to be converted for this peer (7-bit
+        downgrade), whose signature, made over the stored bytes, would no longer verify."""
         if not rcpts:
             raise ValueError("a transaction needs at least one recipient")
         self._caps = caps
@@ -107,6 +110,7 @@ class Transaction:
         self._done = False
         self._payload = b""
         self._params: list[str] = []
+        self._resign = resign
         self._plan(mail_from, message)
 
     @property
@@ -139,17 +143,20 @@ class Transaction:
             )
             return
         limit = caps.size_limit
-        if limit is not None and len(prepared.data) > limit:
+        data = prepared.data
+        if prepared.converted and self._resign is not None:
+            data = self._resign(data)
+        if limit is not None and len(data) > limit:
             self._refuse_all(too_big(limit))
             return
         if caps.size_supported:
-            self._params.append(f"SIZE={len(prepared.data)}")
+            self._params.append(f"SIZE={len(data)}")
         if prepared.eight_bit and caps.eight_bit_mime:
             self._params.append("BODY=8BITMIME")
         utf8_envelope = not mail_from.isascii() or any(not r.isascii() for r in self._todo)
         if caps.smtputf8 and (utf8_envelope or prepared.utf8_headers):
             self._params.append("SMTPUTF8")
-        self._payload = dot_stuff(prepared.data)
+        self._payload = dot_stuff(data)
         # Build every command now: a bad address fails here, before anything is on the wire.
         self._mail_cmd = mail_command(mail_from, self._params)
         self._rcpt_cmds = {r: rcpt_command(r) for r in self._todo}
