@@ -6,37 +6,17 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
 from postroom.admin import accounts as admin_accounts
-from postroom.api.app import create_app
 from postroom.api.routes.files import content_disposition
-from postroom.config.settings import Settings
 from postroom.render import tokens
-from postroom.store.api import Store
 
 BASE = {"from": {"email": "x@alice.example"}, "to": [{"email": "r@example.org"}],
         "subject": "s", "content": "<p>x</p>"}
-
-
-@pytest.fixture()
-def env(tmp_path: Any) -> Iterator[SimpleNamespace]:
-    settings = Settings(data_dir=tmp_path, smtp={"max_recipients": 5,
-                                                 "max_message_size": 200_000})
-    store = Store.open(settings.storage_url)
-    a = admin_accounts.create_account(store, "alice", sender_domains=["alice.example"],
-                                      sender_addresses=[])
-    _, key = admin_accounts.create_key(store, a.id, scopes=["send", "read", "admin"])
-    app = create_app(settings, store)
-    with TestClient(app, raise_server_exceptions=False) as c:
-        yield SimpleNamespace(c=c, store=store, app=app, account=a,
-                              auth={"Authorization": f"Bearer {key}"})
-    store.close()
 
 
 def send(env: SimpleNamespace, *items: dict[str, Any]) -> list[dict[str, Any]]:

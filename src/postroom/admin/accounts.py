@@ -59,8 +59,10 @@ def create_account(
     )
 
 
-def update_settings(store: Any, account_id: str, **fields: Any) -> Account:
-    """Apply the settings given (None leaves a setting alone); returns the account."""
+def checked_settings(**fields: Any) -> dict[str, Any]:
+    """The settings given (None leaves a setting alone), checked and normalised; ValueError
+    names the first bad one. `create_account`'s callers check before creating, so a refused
+    setting leaves no half-made account behind."""
     changes = {k: v for k, v in fields.items() if v is not None}
     _check_daily_limit(changes.get("daily_limit"))
     url = changes.get("tracking_base_url")
@@ -70,7 +72,12 @@ def update_settings(store: Any, account_id: str, **fields: Any) -> Account:
         changes["tracking_base_url"] = url.rstrip("/")
     if changes.get("bounce_address") and not is_valid_mailbox(changes["bounce_address"]):
         raise ValueError(f"not an email address: {changes['bounce_address']!r}")
-    store.update_account(account_id, changes)
+    return changes
+
+
+def update_settings(store: Any, account_id: str, **fields: Any) -> Account:
+    """Apply the settings given (None leaves a setting alone); returns the account."""
+    store.update_account(account_id, checked_settings(**fields))
     found = store.get_account(account_id)
     if found is None:
         raise LookupError(f"no account {account_id!r}")

@@ -271,7 +271,7 @@ def message_ids(
         if status:
             cond.append(recipients.c.status == status)
         if recipient:
-            cond.append(recipients.c.address == recipient)
+            cond.append(func.lower(recipients.c.address) == recipient.lower())
         query = query.where(exists().where(and_(*cond)))
     query = query.order_by(messages.c.id.desc())
     if not (campaign or tag):
@@ -313,10 +313,11 @@ def events_for_account(
 ) -> list[Any]:
     query = (select(events).join(messages, messages.c.id == events.c.message_id)
              .where(messages.c.account_id == account_id).order_by(events.c.id).limit(limit))
-    for col, value in ((events.c.message_id, message_id), (events.c.type, type_),
-                       (events.c.recipient, recipient)):
+    for col, value in ((events.c.message_id, message_id), (events.c.type, type_)):
         if value:
             query = query.where(col == value)
+    if recipient:  # addresses are stored as written; a person is one address in any case
+        query = query.where(func.lower(events.c.recipient) == recipient.lower())
     if since:
         query = query.where(events.c.at >= since)
     if until:

@@ -58,7 +58,11 @@ async def create_account(request: Request, body: NewAccount, _: Principal = ADMI
     from postroom.store.errors import AlreadyExists
 
     store = request.app.state.store
+    settings = dict(require_consent=body.require_consent, tracking_base_url=body.tracking_base_url,
+                    track_opens=body.track_opens, track_clicks=body.track_clicks,
+                    list_unsubscribe=body.list_unsubscribe)
     try:
+        admin_accounts.checked_settings(**settings)  # before creating: all or nothing
         account = await asyncio.to_thread(
             admin_accounts.create_account, store, body.name, sender_domains=body.sender_domains,
             sender_addresses=body.sender_addresses, bounce_address=body.bounce_address,
@@ -69,14 +73,8 @@ async def create_account(request: Request, body: NewAccount, _: Principal = ADMI
                        {"name": body.name}) from None
     except ValueError as exc:
         raise ApiError("INVALID_DATA", str(exc)) from None
-    try:
-        account = await asyncio.to_thread(
-            admin_accounts.update_settings, store, account.id,
-            require_consent=body.require_consent, tracking_base_url=body.tracking_base_url,
-            track_opens=body.track_opens, track_clicks=body.track_clicks,
-            list_unsubscribe=body.list_unsubscribe)
-    except ValueError as exc:
-        raise ApiError("INVALID_DATA", str(exc)) from None
+    account = await asyncio.to_thread(admin_accounts.update_settings, store, account.id,
+                                      **settings)
     return {"data": jsonable(account)}
 
 

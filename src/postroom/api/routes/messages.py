@@ -78,7 +78,7 @@ async def list_events(
     since: str | None = None,
     until: str | None = None,
     limit: int = Query(100, ge=1, le=1000),
-    cursor: int | None = Query(None, ge=0),
+    cursor: int | None = Query(None, ge=0, le=2**63 - 1),
 ) -> dict[str, Any]:
     events = await asyncio.to_thread(
         request.app.state.store.find_events, principal.account.id, message_id=message_id,

@@ -34,13 +34,16 @@ async def add_suppression(request: Request, body: NewSuppression,
                           principal: Principal = Depends(require("send"))) -> dict[str, Any]:
     if not is_valid_mailbox(body.email):
         raise ApiError("INVALID_DATA", "Malformed email address.", {"email": body.email})
-    await asyncio.to_thread(request.app.state.store.add_suppression, principal.account.id,
-                            body.email, body.reason)
+    store = request.app.state.store
+    await asyncio.to_thread(store.add_suppression, principal.account.id, body.email, body.reason)
     request.app.state.suppression_added(principal.account.id, body.email)
-    return {"data": {"email": body.email.lower(), "reason": body.reason}}
+    # an address suppressed before keeps its first reason: say which one is stored
+    row = await asyncio.to_thread(store.suppression_for, principal.account.id, body.email)
+    reason = row["reason"] if row else body.reason
+    return {"data": {"email": body.email.lower(), "reason": reason}}
 
 
-@router.delete("/v1/suppressions/{email}", summary="Remove an address from the list")
+@router.delete("/v1/suppressions/{email:path}", summary="Remove an address from the list")
 async def remove_suppression(request: Request, email: str,
                              principal: Principal = Depends(require("send"))) -> dict[str, Any]:
     removed = await asyncio.to_thread(request.app.state.store.remove_suppression,

@@ -116,7 +116,12 @@ async def unsubscribe(request: Request, token: str) -> HTMLResponse:
 
 async def unsubscribe_address(app: Any, account_id: str, message_id: str | None, address: str,
                               data: dict[str, Any]) -> None:
+    """Suppress `address` and record the event once: RFC 8058 clients retry the one-click
+    POST, and a click on the page after it is no second unsubscribe (nor a second webhook)."""
     store = app.state.store
+    before = await asyncio.to_thread(store.suppression_for, account_id, address)
+    if before is not None and before["reason"] == "unsubscribe":
+        return
     await asyncio.to_thread(store.add_suppression, account_id, address, "unsubscribe")
     app.state.suppression_added(account_id, address)
     await asyncio.to_thread(store.append_event, EventType.UNSUBSCRIBED, message_id=message_id,
