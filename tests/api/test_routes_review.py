@@ -54,3 +54,14 @@ def test_a_repeated_one_click_unsubscribe_is_one_event(env: SimpleNamespace) -> 
         assert r.status_code == 200, r.text
     events = env.store.list_events("m1")
     assert [e.type.value for e in events] == ["unsubscribed"]
+
+
+def test_message_id_is_not_combined_with_other_filters(env: SimpleNamespace) -> None:
+    r = env.c.get("/v1/messages?message_id=x&tag=odd", headers=env.auth)
+    assert r.status_code == 400 and r.json()["details"]["filters"] == ["tag"], r.text
+    assert env.c.get("/v1/messages?message_id=x", headers=env.auth).json()["data"] == []
+
+
+def test_a_key_needs_a_scope(env: SimpleNamespace) -> None:
+    r = env.c.post("/v1/admin/accounts/alice/keys", json={"scopes": []}, headers=env.auth)
+    assert r.status_code == 400 and r.json()["code"] == "INVALID_DATA", r.text

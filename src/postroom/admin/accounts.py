@@ -89,6 +89,8 @@ def create_key(store: Any, account: str, *, scopes: list[str]) -> tuple[ApiKey, 
     found = store.get_account(account)
     if found is None:
         raise LookupError(f"no account {account!r}")
+    if not scopes:  # a key that may do nothing is a mistake, not a key
+        raise ValueError(f"a key needs at least one scope (choose from {', '.join(SCOPES)})")
     bad = [s for s in scopes if s not in SCOPES]
     if bad:
         raise ValueError(f"unknown scope {bad[0]!r} (choose from {', '.join(SCOPES)})")

@@ -73,7 +73,8 @@ class SmtpSettings(_Section):
         1000, ge=1, le=10000, description="Recipients per transaction; more get 452 4.5.3."
     )
     allow_plaintext_auth: bool = Field(
-        False, description="Offer AUTH on cleartext connections (only for trusted networks)."
+        False, description="Offer AUTH on cleartext connections (only for trusted networks); "
+        "the STARTTLS listener then no longer requires TLS before MAIL either."
     )
     idle_timeout: float = Field(
         300.0, gt=0, description="Seconds without a complete command before 421 4.4.2 and close."

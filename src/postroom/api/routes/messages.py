@@ -56,6 +56,12 @@ async def list_messages(
 ) -> dict[str, Any]:
     store = request.app.state.store
     if message_id:
+        others = [name for name, value in (("status", status), ("recipient", recipient),
+                  ("since", since), ("until", until), ("campaign", campaign), ("tag", tag),
+                  ("cursor", cursor)) if value]
+        if others:  # they were silently ignored: an exact lookup filters nothing
+            raise ApiError("INVALID_DATA", "message_id cannot be combined with other filters.",
+                           {"filters": others})
         record = await asyncio.to_thread(store.get_message, message_id)
         found = [record] if record and record.account_id == principal.account.id else []
         return {"data": [message_view(r) for r in found], "next_cursor": None}
