@@ -244,11 +244,21 @@ def _copy(script: Script) -> Script:
     return list(script) if isinstance(script, list) else script
 
 
+#: Ports this test process has handed out: the kernel may offer a just-closed port again, and a
+#: server given the same port twice (its listeners, a sink) fails with "address already in use".
+_HANDED_OUT: set[int] = set()
+
+
 def free_port() -> int:
-    """An ephemeral port that was free a moment ago (for servers that cannot bind port 0)."""
-    with socket.socket() as s:
-        s.bind((HOST, 0))
-        return s.getsockname()[1]
+    """An ephemeral port that was free a moment ago (for servers that cannot bind port 0),
+    never one this process handed out before."""
+    while True:
+        with socket.socket() as s:
+            s.bind((HOST, 0))
+            port = int(s.getsockname()[1])
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
 
 
 def wait_listening(port: int, timeout: float = 5.0) -> None:
