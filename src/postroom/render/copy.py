@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from email.message import EmailMessage
-from email.utils import formataddr
 from html import escape
 
 from postroom.model.records import Template
 from postroom.render import attachments, personalize, unsubscribe
+from postroom.render.addresses import mailbox
 from postroom.render.attachments import POLICY, File
 from postroom.render.personalize import Substitution, Values, header_safe
 from postroom.render.tracking import Links, has_link, rewrite_html, rewrite_text
@@ -215,9 +215,9 @@ class Copies:
                 _make_slot(msg, leaf, marker("C", i), marker("B", i))
         utf8_from = None
         if sender is not None:  # a UTF-8 address goes in after flattening, as it is
-            mailbox = _mailbox(header_safe(sender[1] or ""), sender[0])
-            utf8_from = None if mailbox.isascii() else mailbox
-            _set_header(msg, "From", marker("F", 0) if utf8_from else mailbox)
+            written = mailbox(header_safe(sender[1] or ""), sender[0])
+            utf8_from = None if written.isascii() else written
+            _set_header(msg, "From", marker("F", 0) if utf8_from else written)
         attachments.add(msg, files)
         if not (changed or subject_dynamic or batch or any(p.dynamic for p in plan.parts)):
             self._shared = self._raw  # at most List-Unsubscribe differs: it goes in front
@@ -287,7 +287,7 @@ class Copies:
 
     def _to(self, address: str) -> bytes:
         """The To field's value for a batch copy; a UTF-8 address as it is (RFC 6532)."""
-        value = _mailbox(header_safe(self.names.get(address.lower(), "")), address) \
+        value = mailbox(header_safe(self.names.get(address.lower(), "")), address) \
             if address else ""
         return _fold("To", value) if value.isascii() else value.encode("utf-8")
 
@@ -328,17 +328,6 @@ class Copies:
 
 
 # --- MIME helpers ------------------------------------------------------------------------------
-def _mailbox(name: str, address: str) -> str:
-    """`name <address>`, the name RFC 2047-encoded when it needs it. A UTF-8 address is written
-    as it is (RFC 6532; delivering it needs SMTPUTF8), which formataddr refuses: it raised."""
-    if address.isascii():
-        return formataddr((name, address), charset="utf-8") if name else address
-    if not name:
-        return address
-    shown = formataddr((name, "x@x"), charset="utf-8")
-    return f"{shown[:-len('<x@x>')]}<{address}>"
-
-
 def _leaves(part: EmailMessage) -> Iterator[EmailMessage]:
     """The non-multipart parts, in order. An attached message (message/*) is one leaf: what it
     holds is someone else's mail, never walked into, tracked or personalized."""

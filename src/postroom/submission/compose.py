@@ -22,6 +22,8 @@ from html import unescape
 from html.parser import HTMLParser
 from typing import Any
 
+from postroom.render.addresses import mailbox
+
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
@@ -93,20 +95,8 @@ def html_to_text(html: str) -> str:
 
 def _addr(name: str, address: str) -> str:
     if not address.isascii():
-        return _mailbox(name, address)
+        return mailbox(name, address)
     return email.utils.formataddr((name, address)) if name else address
-
-
-def _mailbox(name: str, address: str) -> str:
-    """formataddr(…, charset='utf-8'), skipped for the common bare ASCII address. A UTF-8
-    address is written as it is (RFC 6532; delivering it then needs SMTPUTF8), which
-    formataddr cannot do: it raised."""
-    if address.isascii():
-        return email.utils.formataddr((name, address), charset="utf-8") if name else address
-    if not name:
-        return address
-    shown = email.utils.formataddr((name, "x@x"), charset="utf-8")
-    return f"{shown[:-len('<x@x>')]}<{address}>"
 
 
 def _one_line(value: str) -> str:
@@ -123,8 +113,8 @@ def _header(value: str) -> str:
 
 def _addresses(people: list[tuple[str, str]]) -> str:
     if len(people) == 1:
-        return _mailbox(*people[0])
-    return ",\r\n ".join(_mailbox(n, a) for n, a in people)
+        return mailbox(*people[0])
+    return ",\r\n ".join(mailbox(n, a) for n, a in people)
 
 
 def _part(content_type: str, text: str) -> bytes:
@@ -178,7 +168,7 @@ def _date(date: datetime) -> str:
 def _fast(c: Composition, message_id: str, date: datetime) -> bytes:
     """The common case (no attachments) without the `email` package's object model, which
     cost ~3 ms per message: headers and parts are written directly, encoded by the same RFCs."""
-    lines = [f"From: {_mailbox(c.from_name, c.from_email)}", f"To: {_addresses(c.to)}"]
+    lines = [f"From: {mailbox(c.from_name, c.from_email)}", f"To: {_addresses(c.to)}"]
     if c.cc:
         lines.append(f"Cc: {_addresses(c.cc)}")
     if c.reply_to:
