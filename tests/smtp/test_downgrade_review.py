@@ -15,16 +15,23 @@ from postroom.smtp.client_message import NotConvertible, prepare_message
 from support.smtp_sinks import SmtpSink
 
 
-def test_non_mime_8bit_to_7bit_peer() -> None:
-    msg = "From: a@x.test\r\nTo: b@y.test\r\nSubject: hi\r\n\r\nCaf\u00e9 cr\u00e8me\r\n".encode()
+def sent_to_7bit_peer(msg: bytes) -> bytes:
+    """What a receiver without 8BITMIME (nor SMTPUTF8) gets when our client sends `msg`."""
     with SmtpSink(hide_extensions=["8BITMIME"], smtputf8=False) as sink:
         async def main() -> None:
-            async with await open_session("127.0.0.1", sink.port, helo_name="c.test", tls="off") as s:
+            async with await open_session("127.0.0.1", sink.port, helo_name="c.test",
+                                          tls="off") as s:
                 await s.send("a@x.test", ["b@y.test"], msg)
         asyncio.run(main())
-        got = sink.wait_for_messages(1)[0]
-    parsed = email.message_from_bytes(got.data, policy=email.policy.default)
+        return bytes(sink.wait_for_messages(1)[0].data)
+
+
+def test_non_mime_8bit_to_7bit_peer() -> None:
+    msg = "From: a@x.test\r\nTo: b@y.test\r\nSubject: hi\r\n\r\nCaf\u00e9 cr\u00e8me\r\n".encode()
+    got = sent_to_7bit_peer(msg)
+    parsed = email.message_from_bytes(got, policy=email.policy.default)
     assert "Café" in parsed.get_content()
+
 
 def test_8bit_attachment_keeps_its_bytes() -> None:
     msg = (b"From: a@x.test\r\nTo: b@y.test\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=BB\r\n\r\n"
@@ -34,13 +41,8 @@ def test_8bit_attachment_keeps_its_bytes() -> None:
         m = email.message_from_bytes(data, policy=email.policy.default)
         return next(p.get_payload(decode=True) for p in m.walk()
                     if p.get_content_type() == "application/x-data")
-    with SmtpSink(hide_extensions=["8BITMIME"], smtputf8=False) as sink:
-        async def main() -> None:
-            async with await open_session("127.0.0.1", sink.port, helo_name="c.test", tls="off") as s:
-                await s.send("a@x.test", ["b@y.test"], msg)
-        asyncio.run(main())
-        got = sink.wait_for_messages(1)[0]
-    assert att(got.data) == att(msg)
+    got = sent_to_7bit_peer(msg)
+    assert att(got) == att(msg)
 
 
 def test_non_mime_8bit_in_an_unknown_charset_is_refused() -> None:
