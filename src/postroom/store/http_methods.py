@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from postroom.model.records import Consent, Event, NewMessage, StoredFile, Template
-from postroom.store import http_data, inbound
+from postroom.store import http_data, http_privacy, http_resources, inbound
 from postroom.store.engine import Database
 
 
@@ -33,64 +33,64 @@ class HttpStoreMixin:
     def idempotency_claim(self, account_id: str, key: str, request_hash: str, *,
                           ttl: timedelta = timedelta(hours=24),
                           stale: timedelta = timedelta(minutes=5)) -> tuple[str, int, Any]:
-        return http_data.idempotency_claim(self._db, account_id, key, request_hash, ttl=ttl,
-                                           stale=stale)
+        return http_resources.idempotency_claim(self._db, account_id, key, request_hash, ttl=ttl,
+                                                stale=stale)
 
     def idempotency_finish(self, account_id: str, key: str, status: int, response: Any) -> None:
-        http_data.idempotency_finish(self._db, account_id, key, status, response)
+        http_resources.idempotency_finish(self._db, account_id, key, status, response)
 
     def idempotency_release(self, account_id: str, key: str) -> None:
-        http_data.idempotency_release(self._db, account_id, key)
+        http_resources.idempotency_release(self._db, account_id, key)
 
     # file cache
     def put_file(self, account_id: str, name: str, content_type: str, data: bytes,
                  expires_at: datetime) -> StoredFile:
-        return http_data.file_put(self._db, account_id, name, content_type, data, expires_at)
+        return http_resources.file_put(self._db, account_id, name, content_type, data, expires_at)
 
     def get_file(self, account_id: str | None, key: str, *, with_data: bool = False
                  ) -> StoredFile | None:
-        return http_data.file_get(self._db, account_id, key, with_data=with_data)
+        return http_resources.file_get(self._db, account_id, key, with_data=with_data)
 
     def delete_file(self, account_id: str, key: str) -> bool:
-        return http_data.file_delete(self._db, account_id, key)
+        return http_resources.file_delete(self._db, account_id, key)
 
     def list_files(self, account_id: str, limit: int = 100) -> list[StoredFile]:
-        return http_data.file_list(self._db, account_id, limit)
+        return http_resources.file_list(self._db, account_id, limit)
 
     def purge_expired_files(self) -> int:
-        return http_data.files_purge_expired(self._db)
+        return http_resources.files_purge_expired(self._db)
 
     # templates
     def save_template(self, account_id: str, fields: dict[str, Any],
                       template_id: str | None = None) -> Template | None:
-        return http_data.template_save(self._db, account_id, fields, template_id)
+        return http_resources.template_save(self._db, account_id, fields, template_id)
 
     def get_template(self, account_id: str, template_id: str) -> Template | None:
-        return http_data.template_get(self._db, account_id, template_id)
+        return http_resources.template_get(self._db, account_id, template_id)
 
     def list_templates(self, account_id: str) -> list[Template]:
-        return http_data.template_list(self._db, account_id)
+        return http_resources.template_list(self._db, account_id)
 
     def delete_template(self, account_id: str, template_id: str) -> bool:
-        return http_data.template_delete(self._db, account_id, template_id)
+        return http_resources.template_delete(self._db, account_id, template_id)
 
     # consent
     def record_consent(self, account_id: str, address: str, ip: str, source: str) -> Consent:
-        return http_data.consent_record(self._db, account_id, address, ip, source)
+        return http_privacy.consent_record(self._db, account_id, address, ip, source)
 
     def list_consents(self, account_id: str, address: str | None = None) -> list[Consent]:
-        return http_data.consents_list(self._db, account_id, address)
+        return http_privacy.consents_list(self._db, account_id, address)
 
     def consented_among(self, account_id: str, addresses: Sequence[str]) -> set[str]:
-        return http_data.consented_among(self._db, account_id, addresses)
+        return http_privacy.consented_among(self._db, account_id, addresses)
 
     def update_account(self, account_id: str, fields: dict[str, Any]) -> bool:
         """Change settings: require_consent, tracking_base_url, track_opens, track_clicks,
         list_unsubscribe, daily_limit, bounce_address."""
-        return http_data.update_account(self._db, account_id, fields)
+        return http_privacy.update_account(self._db, account_id, fields)
 
     def set_require_consent(self, account_id: str, value: bool) -> bool:
-        return http_data.set_require_consent(self._db, account_id, value)
+        return http_privacy.set_require_consent(self._db, account_id, value)
 
     # filtered reads
     def find_message_ids(self, account_id: str, *, status: str | None = None,
@@ -106,6 +106,8 @@ class HttpStoreMixin:
                     type_: str | None = None, recipient: str | None = None,
                     since: datetime | None = None, until: datetime | None = None,
                     limit: int = 100, after: int | None = None) -> list[Event]:
+        """The account's event log; pass the id of the last event received as `after`. On
+        PostgreSQL it is served in commit order, so that no later commit is passed over."""
         return http_data.events_for_account(self._db, account_id, message_id=message_id,
                                             type_=type_, recipient=recipient, since=since,
                                             until=until, limit=limit, after=after)
@@ -115,10 +117,10 @@ class HttpStoreMixin:
 
     # data subject requests
     def messages_involving(self, account_id: str, address: str) -> list[str]:
-        return http_data.messages_involving(self._db, account_id, address)
+        return http_privacy.messages_involving(self._db, account_id, address)
 
     def erase_address(self, account_id: str, address: str, ids: Sequence[str]) -> str:
-        return http_data.erase_address(self._db, account_id, address, ids)
+        return http_privacy.erase_address(self._db, account_id, address, ids)
 
     def suppression_for(self, account_id: str, address: str) -> Any:
-        return http_data.suppression_for(self._db, account_id, address)
+        return http_privacy.suppression_for(self._db, account_id, address)

@@ -1,0 +1,32 @@
+"""Waiting for the events API to catch up on PostgreSQL.
+
+`GET /v1/events` serves an event only once every older write transaction on the server has
+ended (store/xact.py), and the server is shared: another test process's open transaction, in
+any database, holds new events back for a moment. Tests that read events they just wrote call
+`settle(store)` first.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+NEXT_XID = text("SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::bigint")
+OLDEST_RUNNING = text("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
+
+
+def settle(store: Any, timeout: float = 30.0) -> None:
+    """Return once every transaction running now has ended (at once on SQLite)."""
+    if store.dialect == "sqlite":
+        return
+    with store._db.engine.connect() as conn:
+        target = conn.execute(NEXT_XID).scalar()
+        conn.rollback()
+        deadline = time.monotonic() + timeout
+        while conn.execute(OLDEST_RUNNING).scalar() < target:
+            conn.rollback()
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"a transaction older than {target} is still running")
+            time.sleep(0.01)
