@@ -16,6 +16,7 @@ from postroom.config.settings import DeliverySettings
 from postroom.delivery import worker
 from postroom.delivery.attempt import Job
 from postroom.delivery.dns import DnsPermanentError, MxHost, MxResult
+from postroom.delivery.grouping import by_destination
 from postroom.delivery.outcomes import RetryPolicy
 from postroom.delivery.routing import Router
 from postroom.delivery.signing import SignerCache
@@ -58,8 +59,7 @@ def test_domains_sharing_destinations_form_one_group() -> None:
         "relay1.test": "relay.local:2526", "relay2.test": "relay.local:2526",
         "strict.test": {"host": "relay.local", "port": 2526, "tls": "required"},  # not alike
     })
-    batch = BatchDelivery.__new__(BatchDelivery)  # only the router is needed here
-    batch.domains = SimpleNamespace(router=Router(settings, Resolver()))  # type: ignore[assignment]
+    router = Router(settings, Resolver())  # type: ignore[arg-type]
     by_domain: dict[str, list[Claim]] = defaultdict(list)
     for n, domain in enumerate(["relay1.test", "a.test", "relay2.test", "b.test", "slow.test",
                                 "gone.test", "relay1.test", "a.test", "c.test", "d.test",
@@ -68,7 +68,7 @@ def test_domains_sharing_destinations_form_one_group() -> None:
 
     async def main() -> tuple[list, float]:  # type: ignore[type-arg]
         started = time.monotonic()
-        groups = await batch._by_destination(by_domain)
+        groups = await by_destination(router, by_domain)
         took = time.monotonic() - started
         for _, route, _ in groups:  # let the slow lookup finish before the loop closes
             if isinstance(route, asyncio.Future):

@@ -27,7 +27,7 @@ from postroom.events.planner import plan
 from postroom.events.service import WebhookThread
 from postroom.model import Account
 from postroom.model.webhooks import DeliveryStatus
-from postroom.store import Store, webhook_queue
+from postroom.store import Store, webhook_rows
 from support.databases import postgres_url_or_skip, sqlite_url
 
 FAST = WebhookSettings(retry_base_seconds=0.1, retry_max_seconds=0.5, poll_seconds=0.05,
@@ -178,7 +178,7 @@ def test_dispatch_drops_unstorable_deliveries_and_moves_on(
 def test_rows_the_database_still_refuses_are_dropped_one_by_one(
         store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The safety net behind the checks: a value PostgreSQL refuses costs only its row."""
-    monkeypatch.setattr(webhook_queue, "_unfit", lambda row: None, raising=False)
+    monkeypatch.setattr(webhook_rows, "_unfit", lambda row: None, raising=False)
     good = store.create_account("good", sender_domains=["good.test"])
     hook, _ = store.create_webhook(good.id, "https://hooks.example.com/in",
                                    event_types=["queued"])

@@ -255,6 +255,12 @@ class WebhookSettings(_Section):
         10.0, gt=0, le=120, description="Time one POST may take, connecting included."
     )
     max_concurrency: int = Field(64, ge=1, le=1000, description="POSTs in flight in total.")
+    max_per_account: int | None = Field(
+        None, ge=1, le=1000,
+        description="POSTs in flight for one account, over all its receivers (notify URLs on "
+        "many hosts, all dead, cannot take every slot). Unset: half of max_concurrency (at "
+        "least 1), so the other accounts always keep the other half.",
+    )
     max_per_endpoint: int = Field(
         8, ge=1, le=100,
         description="POSTs in flight to one receiver (scheme, host and port): a dead receiver "

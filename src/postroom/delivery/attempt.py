@@ -7,6 +7,9 @@ Destinations are tried in order: a static route, or the MX hosts by preference a
 host, each of its addresses; a refused connection, a refused greeting or a failed TLS setup
 moves on to the next one. A lane that reaches none gives up alone while another lane is still
 sending; when the last one gives up, every job still queued is deferred with its last error.
+A lane that fails with anything else (a bug) stops its siblings: they are cancelled and awaited
+before the error reaches the caller, which defers whatever the group had not settled; no lane
+keeps sending, or holding a connection, for a group that has already been recorded.
 DNS answers decide at once: NXDOMAIN and null MX bounce, a failed lookup defers.
 """
 
@@ -81,8 +84,18 @@ class DomainDelivery:
         queue = deque(jobs)
         lanes = max(1, min(len(jobs), self.pool.slots.max_per_key))
         alive = [lanes]  # lanes still running
-        await asyncio.gather(
-            *(self._lane(destinations, queue, results, alive) for _ in range(lanes)))
+        if lanes == 1:
+            await self._lane(destinations, queue, results, alive)
+            return
+        tasks = [asyncio.ensure_future(self._lane(destinations, queue, results, alive))
+                 for _ in range(lanes)]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        finally:  # a lane failed (a bug: DeliveryError is handled inside), or we are cancelled
+            await _stop(tasks)
+        errors = [e for t in tasks if not t.cancelled() and (e := t.exception()) is not None]
+        if errors:  # every lane's error is retrieved; the first one is the group's
+            raise errors[0]
 
     async def _lane(
         self, destinations: list[Destination], queue: deque[Job], results: list[Result],
@@ -197,3 +210,15 @@ class DomainDelivery:
                 error = exc
         assert error is not None
         raise error
+
+
+async def _stop(lanes: list[asyncio.Task[None]]) -> None:
+    """Cancel the lanes still running and wait for them: each gives its session back to the
+    pool and its job opened behind the last one back to the queue, and adds no result after
+    the caller has recorded the group (what it had not settled is deferred there). `gather`
+    waits for them even if this task is cancelled once more meanwhile."""
+    running = [lane for lane in lanes if not lane.done()]
+    if running:  # none when every lane ended on its own (the usual case)
+        for lane in running:
+            lane.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

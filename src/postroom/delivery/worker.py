@@ -2,9 +2,9 @@
 
 A worker hands `deliver_batch(owner, claims)` the recipients it leased. Messages are read in one
 query, suppressions checked per account (a recipient suppressed since it was accepted is failed,
-not sent), and the claims are grouped by destination: domains with the same route or MX hosts
-form one group, whose transactions share lanes and connections (each transaction still carries
-recipients of one domain). A message whose copies are all alike (`delivery.copies`: no
+not sent; `delivery.batch_inputs`), and the claims are grouped by destination: domains with the
+same route or MX hosts form one group, whose transactions share lanes and connections (each
+transaction still carries recipients of one domain; `delivery.grouping`). A message whose copies are all alike (`delivery.copies`: no
 per-recipient variables, tracking or List-Unsubscribe) is rendered once (Received, DKIM) and all
 its recipients on a domain share one transaction, except when the account has a bounce address,
 where each recipient gets its own VERP return path and so its own transaction. A personalized
@@ -20,21 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeAlias
+from typing import Any
 
 from postroom.delivery import outcomes, verp
 from postroom.delivery.attempt import DomainDelivery, Job, route_failed
+from postroom.delivery.batch_inputs import BatchInputs, Loaded
 from postroom.delivery.classify import LocalError
 from postroom.delivery.copies import CopyMaker
 from postroom.delivery.dns import DnsError
+from postroom.delivery.grouping import Route, by_destination, resolved
 from postroom.delivery.outcomes import Result, RetryPolicy
 from postroom.delivery.recorder import OutcomeRecorder
-from postroom.delivery.routing import Destination
-from postroom.delivery.schedule import should_expire
 from postroom.delivery.signing import SignerCache, domain_of, render_copy, resigner
 from postroom.model import Account, Claim, MessageRecord
 from postroom.store.outbound import Finish, FollowUps
@@ -48,14 +47,9 @@ MAX_RCPTS_PER_TRANSACTION = 100
 #: Personalized copies are rendered this many at a time, and sent once this many bytes are ready.
 RENDER_CHUNK = 50
 MAX_CHUNK_BYTES = 32 << 20
-Loaded = dict[str, tuple[MessageRecord, bytes, Account | None]]
-#: Where a domain's mail goes: its destinations, its lookup's error, or a lookup still running.
-Route: TypeAlias = list[Destination] | BaseException | asyncio.Future[list[Destination]]
-#: Domains that share destinations: a label for the logs, the route, their claims.
-Group = tuple[str, Route, list[Claim]]
 
 
-class BatchDelivery:
+class BatchDelivery(BatchInputs):
     def __init__(
         self, *, store: Any, domains: DomainDelivery, signers: SignerCache, policy: RetryPolicy,
         hostname: str, verp_secret: bytes, deadline: float, public_url: str | None = None,
@@ -88,7 +82,7 @@ class BatchDelivery:
         for c in claims:
             if c.recipient_id not in done:
                 by_domain[c.domain].append(c)
-        groups = await self._by_destination(by_domain)
+        groups = await by_destination(self.domains.router, by_domain)
         per_group = await asyncio.gather(
             *(self._destination(owner, label, route, cs, loaded) for label, route, cs in groups))
         total = sum(per_group, Counter(f.status.value for _, f in early))
@@ -104,59 +98,6 @@ class BatchDelivery:
         left = (min(c.lease_until for c in claims) - self.clock()).total_seconds()
         return max(0.0, min(self.deadline, left * 0.8))
 
-    def _too_late(self, claim: Claim, loaded: Loaded, now: datetime) -> Finish | None:
-        """Failed without a try: the message expired, or its `deliver_by` deadline passed."""
-        if should_expire(claim.due_since, now, self.policy.expire):
-            return outcomes.expired_finish(claim, self.policy)
-        hit = loaded.get(claim.message_id)
-        deadline = _deliver_by(hit[0]) if hit is not None else None
-        if deadline is not None and now >= deadline:
-            return outcomes.deadline_finish(claim, deadline)
-        return None
-
-    async def _by_destination(self, by_domain: dict[str, list[Claim]]) -> list[Group]:
-        """Domains with the same destinations (a route, one MX host set for many domains) become
-        one group: its jobs share lanes and connections, and per-domain work (a task, a deadline,
-        pool turns, an outcome write) is paid per group. With 100 domains routed to one relay, a
-        batch's ~30 recipients were ~30 groups of one. Static routes and cached MX answers are
-        known at once; a domain whose lookup has to wait for DNS is a group of its own that
-        waits for it alone, so a slow name server never holds up the rest of the batch."""
-        router = self.domains.router
-        routes: dict[str, Route] = {}
-        lookups: dict[str, asyncio.Future[list[Destination]]] = {}
-        for domain in by_domain:
-            static = router.static_route(domain)
-            if static is not None:
-                routes[domain] = [static]
-            else:
-                lookups[domain] = asyncio.ensure_future(router.route(domain))
-        if lookups:
-            try:
-                await asyncio.sleep(0)  # a lookup that the cache answers ends in its first step
-            except BaseException:  # cancelled (shutdown): leave no lookup behind
-                for lookup in lookups.values():
-                    lookup.cancel()
-                raise
-            for domain, lookup in lookups.items():
-                if not lookup.done():
-                    routes[domain] = lookup
-                elif (error := lookup.exception()) is not None:
-                    routes[domain] = error
-                else:
-                    routes[domain] = lookup.result()
-        groups: dict[object, tuple[list[str], Route, list[Claim]]] = {}
-        for domain, claims in by_domain.items():
-            route = routes[domain]
-            key: object = domain
-            if isinstance(route, list):  # every setting and preference alike; MX ties are
-                key = tuple(sorted(route, key=lambda d: (d.preference, d.key)))  # shuffled
-            if key in groups:
-                groups[key][0].append(domain)
-                groups[key][2].extend(claims)
-            else:
-                groups[key] = ([domain], route, list(claims))
-        return [(_label(domains), route, claims) for domains, route, claims in groups.values()]
-
     # --- one destination ----------------------------------------------------------------------
     async def _destination(self, owner: str, label: str, route: Route, claims: list[Claim],
                            loaded: Loaded) -> Counter[str]:
@@ -165,7 +106,7 @@ class BatchDelivery:
         try:
             async with asyncio.timeout(self._time_left(claims)):
                 if isinstance(route, asyncio.Future):
-                    route = await _settled(route)
+                    route = await resolved(route)
                 if isinstance(route, DnsError):
                     results += route_failed(route, claims)
                 elif isinstance(route, BaseException):  # a bug: handled as one, below
@@ -273,38 +214,6 @@ class BatchDelivery:
         return signer
 
     # --- store --------------------------------------------------------------------------------
-    async def _load(self, claims: list[Claim]) -> Loaded:
-        """Messages prepared moments ago (`CopyMaker.recent`) are not read again: a fan-out's
-        batches would each re-read and re-parse its megabytes of per-recipient options."""
-        ids = sorted({c.message_id for c in claims})
-        found = {i: hit for i in ids if (hit := self.copies.recent(i)) is not None}
-        if len(found) < len(ids):
-            found.update(await asyncio.to_thread(
-                self.store.load_for_delivery, [i for i in ids if i not in found]))
-        out: Loaded = {}
-        for message_id, (record, raw) in found.items():
-            out[message_id] = (record, raw, await self._account(record.account_id))
-        return out
-
-    async def _account(self, account_id: str) -> Account | None:
-        hit = self._accounts.get(account_id)
-        if hit is None or hit[0] < time.monotonic():
-            account = await asyncio.to_thread(self.store.get_account, account_id)
-            hit = self._accounts[account_id] = (time.monotonic() + 5.0, account)
-        return hit[1]
-
-    async def _suppressed(self, claims: list[Claim]) -> set[int]:
-        by_account: dict[str, list[Claim]] = defaultdict(list)
-        for c in claims:
-            by_account[c.account_id].append(c)
-        out: set[int] = set()
-        for account_id, group in by_account.items():
-            hits = await asyncio.to_thread(
-                self.store.suppressed_among, account_id, [c.address for c in group]
-            )
-            out |= {c.recipient_id for c in group if c.address in hits}
-        return out
-
     async def _record(
         self, owner: str, finished: list[tuple[Claim, Finish]],
         sups: dict[int, tuple[str, str, str]], loaded: Loaded,
@@ -323,29 +232,3 @@ class BatchDelivery:
         lost = len(finished) - len(recorded)
         if lost:
             log.warning("%d outcomes not recorded: their leases were taken over", lost)
-
-
-def _deliver_by(record: MessageRecord) -> datetime | None:
-    """The message's `deliver_by` option (an ISO 8601 time), if it has a valid one."""
-    value = (record.options or {}).get("deliver_by")
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _label(domains: list[str]) -> str:
-    """For the logs: the domains of a group, the first few by name."""
-    if len(domains) <= 3:
-        return ", ".join(domains)
-    return f"{', '.join(domains[:3])} and {len(domains) - 3} more domains"
-
-
-async def _settled(lookup: asyncio.Future[list[Destination]]) -> list[Destination] | BaseException:
-    try:
-        return await lookup
-    except Exception as exc:
-        return exc

@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from postroom.dialects.values import http_url_problem
 from postroom.events.egress import is_public
 from postroom.model.records import EventType
+from postroom.store.webhook_rows import CREDENTIALS, carries_credentials
 
 MAX_BATCH = 1000
 
@@ -21,9 +22,9 @@ def url_problem(url: str, *, allow_private: bool = False) -> str | None:
     problem = http_url_problem(url)
     if problem:
         return problem
+    if carries_credentials(url):
+        return CREDENTIALS
     parts = urlsplit(url)
-    if parts.username or parts.password:
-        return "the URL must not carry credentials (deliveries are signed instead)"
     if not allow_private and _internal(parts.hostname or ""):
         return ("the URL points at a non-public address ([webhooks] allow_private_targets "
                 "allows it)")

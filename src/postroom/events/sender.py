@@ -3,9 +3,10 @@
 Isolation is the point. Every receiver (scheme, host, port) has at most `max_per_endpoint`
 POSTs in flight and the claim query leaves out receivers that are full or cooling down after a
 timeout or refused connection, so a dead receiver costs a few slots and a probe now and then,
-never the other receivers' turn (no head-of-line blocking). Every account has at most half of
-`max_concurrency` in flight (`account_cap`): one account's many dead receivers (a notify URL
-per message, each on its own host) cannot take every slot either. Outcomes are buffered and
+never the other receivers' turn (no head-of-line blocking). Every account has at most
+`max_per_account` in flight (by default half of `max_concurrency`: `account_cap`): one
+account's many dead receivers (a notify URL per message, each on its own host) cannot take
+every slot either. Outcomes are buffered and
 written in one transaction per ~50 ms, so a busy sender does not take the store's write lock
 per POST.
 """
@@ -28,6 +29,7 @@ from postroom.config.settings import WebhookSettings
 from postroom.events import policy, signing
 from postroom.events.egress import RefusedTarget, guarded_transport
 from postroom.model.webhooks import AttemptOutcome, DeliveryJob, DeliveryStatus
+from postroom.store.webhook_rows import CREDENTIALS, carries_credentials
 
 log = logging.getLogger("postroom.events")
 FLUSH_SECONDS = 0.05
@@ -69,7 +71,10 @@ def _describe(exc: Exception) -> str:
 
 
 def account_cap(settings: WebhookSettings) -> int:
-    """POSTs one account may have in flight: half the slots, so others always keep half."""
+    """POSTs one account may have in flight: `max_per_account`, by default half the slots,
+    so that the other accounts always keep the other half."""
+    if settings.max_per_account is not None:
+        return settings.max_per_account
     return max(1, settings.max_concurrency // 2)
 
 
@@ -191,7 +196,11 @@ class Sender:
 
     async def _post(self, job: DeliveryJob, attempt: int) -> tuple[int, str, str | None]:
         """(status, the start of the answer's body, Retry-After). At most MAX_ANSWER bytes of
-        the answer are read: a receiver cannot make Postroom hold a huge reply in memory."""
+        the answer are read: a receiver cannot make Postroom hold a huge reply in memory.
+        A URL with credentials (queued before dispatch refused them) is never POSTed: httpx
+        would send them as Basic auth; the delivery fails as an invalid URL."""
+        if carries_credentials(job.url):
+            raise httpx.InvalidURL(CREDENTIALS)
         async with self.client.stream("POST", job.url, content=job.body.encode(),
                                       headers=headers(job, attempt)) as response:
             seen = b""

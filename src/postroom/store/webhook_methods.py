@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from postroom.model.webhooks import AttemptOutcome, Delivery, DeliveryJob, Webhook
-from postroom.store import webhook_history, webhook_queue, webhooks
+from postroom.store import webhook_history, webhook_leases, webhook_queue, webhooks
 from postroom.store.engine import Database
 from postroom.store.webhook_queue import Planner
 
@@ -59,7 +59,7 @@ class WebhookStoreMixin:
         skip: Collection[str] = (), room: Callable[[str], int] | None = None,
     ) -> list[DeliveryJob]:
         kwargs = {"room": room} if room is not None else {}
-        return webhook_queue.claim(self._db, owner, now=now, limit=limit,
+        return webhook_leases.claim(self._db, owner, now=now, limit=limit,
                                    lease_seconds=lease_seconds, skip=skip, **kwargs)
 
     def claim_webhook_deliveries_by_account(
@@ -70,21 +70,21 @@ class WebhookStoreMixin:
         """(account id, job) pairs; per-account limits as well as per-endpoint ones."""
         kwargs = {k: v for k, v in (("room", room), ("account_room", account_room))
                   if v is not None}
-        return webhook_queue.claim_by_account(
+        return webhook_leases.claim_by_account(
             self._db, owner, now=now, limit=limit, lease_seconds=lease_seconds, skip=skip,
             skip_accounts=skip_accounts, **kwargs)
 
     def record_webhook_attempts(self, owner: str, outcomes: Sequence[AttemptOutcome]) -> int:
-        return webhook_queue.record(self._db, owner, outcomes)
+        return webhook_leases.record(self._db, owner, outcomes)
 
     def release_webhook_leases(self, owner: str) -> int:
-        return webhook_queue.release(self._db, owner)
+        return webhook_leases.release(self._db, owner)
 
     def webhook_delivery_counts(self) -> dict[str, int]:
-        return webhook_queue.counts(self._db)
+        return webhook_leases.counts(self._db)
 
     def next_webhook_due_at(self) -> datetime | None:
-        return webhook_queue.next_due_at(self._db)
+        return webhook_leases.next_due_at(self._db)
 
     # history
     def list_webhook_deliveries(self, account_id: str, webhook_id: str | None, *,

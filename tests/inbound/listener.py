@@ -1,0 +1,59 @@
+"""The real inbound SMTP listener on loopback, run in a thread beside a test.
+
+It is what `runtime` builds (`IngressHandler` over `SubmissionService` and `InboundService`,
+listener `inbound`) on a real store, without the rest of `postroom serve`: a test talks to it
+with smtplib and reads the store it writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import Future
+from typing import Any
+
+from postroom.inbound.handler import INBOUND_LISTENER, IngressHandler
+from postroom.inbound.service import InboundService
+from postroom.smtp.server import ConnectionLimiter, ListenerConfig, ServerOptions, start_listeners
+from postroom.submission.service import SubmissionService
+from postroom.submission.throttle import AuthThrottle
+
+
+class InboundListener:
+    """`with InboundListener(store) as port:` serves SMTP on 127.0.0.1:<port>."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._servers: list[asyncio.Server] = []
+
+    async def _start(self) -> int:
+        opts = ServerOptions(
+            hostname="postroom.test", max_message_size=10_000_000, max_recipients=100,
+            allow_plaintext_auth=True, idle_timeout=30, data_timeout=30, ssl_context=None,
+            limiter=ConnectionLimiter(100, 100))
+        submission = SubmissionService(self.store, hostname="postroom.test",
+                                       throttle=AuthThrottle(10, 60))
+        handler = IngressHandler(submission, InboundService(
+            self.store, on_suppressed=submission.suppressions.add_local,
+            hostname="postroom.test"))
+        self._servers = await start_listeners(
+            opts, [ListenerConfig(INBOUND_LISTENER, "127.0.0.1", 0)], lambda: handler)
+        return int(self._servers[0].sockets[0].getsockname()[1])
+
+    async def _stop(self) -> None:
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
+
+    def __enter__(self) -> int:
+        self._thread.start()
+        started: Future[int] = asyncio.run_coroutine_threadsafe(self._start(), self.loop)
+        return started.result(10)
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(10)
+        self.loop.close()
