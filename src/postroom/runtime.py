@@ -247,11 +247,13 @@ async def _start_extras(settings: Settings, store: Any, service: SubmissionServi
     import uvicorn
 
     from postroom.api.app import create_app
+    from postroom.web import with_dashboard
 
     host, port = split_hostport(settings.http.listen, 8025)
     config = uvicorn.Config(
         # one in-memory suppression view serves both doors: API changes reach SMTP at once
-        create_app(settings, store, suppression_cache=service.suppressions),
+        with_dashboard(create_app(settings, store, suppression_cache=service.suppressions),
+                       settings, store),
         host=host, port=port, log_level="warning",
         lifespan="off", access_log=False,
     )
