@@ -16,6 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "postroom"
 LAYERS: list[set[str]] = [
     {"model", "config"},
     {"smtp.grammar", "smtp.commands", "smtp.replies", "smtp.errors", "smtp.server_protocol",
+     "smtp.server_events", "smtp.server_commands", "smtp.server_sasl", "smtp.server_data",
      "smtp.client_protocol", "smtp.client_message", "smtp.client_transaction"},
     {"store", "render", "dialects", "smtp.server", "smtp.client", "smtp.tls", "smtp"},
     {"submission", "delivery", "events", "tracking"},

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from postroom.smtp import replies as R
-from postroom.smtp import server as server_module
+from postroom.smtp import server_connection as server_module  # SPOOL_MEMORY_LIMIT
 from postroom.smtp.commands import Path as SmtpPath
 from postroom.smtp.server import (
     ConnectionLimiter,

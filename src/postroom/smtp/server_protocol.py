@@ -15,123 +15,56 @@ Theory of operation (after h11):
 - Message data is streamed: `MessageData` chunks are already dot-unstuffed, and the terminator is
   exactly CRLF.CRLF (bare-LF variants are data, which closes SMTP smuggling). Past
   `max_message_size` the rest is read and discarded, and `EndOfMessage.oversized` is set.
+
+`ServerConnection` is one class assembled from mixins, one module each, so that every call on the
+per-command path stays a plain method call on one object (this is the ingest hot path):
+- here: the state, input, line splitting, and `send`, which alone moves the session forward
+  from the reply it is given;
+- `server_events`: the events and phases (re-exported here: import them from either);
+- `server_commands`: the verb table (`_dispatch`) and each envelope command's checks;
+- `server_sasl`: the AUTH exchange; `server_data`: the DATA phase (streaming, dot-unstuffing,
+  the size limit).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-from dataclasses import dataclass
-from enum import Enum
-
-from postroom.smtp import replies as R
-from postroom.smtp.commands import Path, PathError, parse_path, split_command
 from postroom.smtp.errors import LocalProtocolError
-from postroom.smtp.replies import Reply, reply
+from postroom.smtp.replies import Reply
+from postroom.smtp.server_commands import CommandChecks
+from postroom.smtp.server_data import DataStream
+from postroom.smtp.server_events import (
+    CONNECTION_CLOSED,
+    DATA_START,
+    NEED_DATA,
+    QUIT,
+    Auth,
+    ConnectionClosed,
+    DataStart,
+    EndOfMessage,
+    Event,
+    Hello,
+    Mail,
+    MessageData,
+    Phase,
+    Quit,
+    Rcpt,
+    Respond,
+    StartTls,
+    _Need,
+)
+from postroom.smtp.server_sasl import SaslSteps
+
+__all__ = [
+    "CONNECTION_CLOSED", "DATA_START", "MAX_AUTH_LINE", "MAX_COMMAND_LINE", "NEED_DATA", "QUIT",
+    "Auth", "ConnectionClosed", "DataStart", "EndOfMessage", "Event", "Hello", "Mail",
+    "MessageData", "Phase", "Quit", "Rcpt", "Respond", "ServerConnection", "StartTls",
+]
 
 MAX_COMMAND_LINE = 4096  # RFC 5321 says 512; real clients exceed it with long parameters
 MAX_AUTH_LINE = 16384  # SASL responses carry long API keys
 
 
-# --- events -------------------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Hello:
-    name: str
-    extended: bool
-
-
-@dataclass(frozen=True, slots=True)
-class StartTls:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Auth:
-    mechanism: str
-    username: str
-    password: str
-
-
-@dataclass(frozen=True, slots=True)
-class Mail:
-    path: Path
-
-
-@dataclass(frozen=True, slots=True)
-class Rcpt:
-    path: Path
-
-
-@dataclass(frozen=True, slots=True)
-class DataStart:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class MessageData:
-    data: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class EndOfMessage:
-    size: int
-    oversized: bool
-
-
-@dataclass(frozen=True, slots=True)
-class Quit:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Respond:
-    """The engine's own answer (errors, prompts, NOOP/RSET/VRFY/HELP); send it as is."""
-
-    reply: Reply
-
-
-@dataclass(frozen=True, slots=True)
-class ConnectionClosed:
-    pass
-
-
-class _Need:
-    def __repr__(self) -> str:
-        return "NEED_DATA"
-
-
-NEED_DATA = _Need()
-# The events without fields are shared: one allocation fewer per command.
-DATA_START, QUIT, CONNECTION_CLOSED = DataStart(), Quit(), ConnectionClosed()
-Event = (
-    Hello | StartTls | Auth | Mail | Rcpt | DataStart | MessageData | EndOfMessage | Quit
-    | Respond | ConnectionClosed
-)
-
-
-class Phase(Enum):
-    COMMAND = "command"
-    AUTH_PLAIN = "auth-plain"
-    AUTH_USERNAME = "auth-username"
-    AUTH_PASSWORD = "auth-password"
-    DATA = "data"
-    TLS_PENDING = "tls-pending"
-    CLOSED = "closed"
-
-
-_BAD_BASE64 = reply(501, "5.5.2", "Invalid base64 data")
-_SEND_HELLO = reply(503, "5.5.1", "Send EHLO/HELO first")
-_NESTED_MAIL = reply(503, "5.5.1", "Sender already specified")
-_NEED_MAIL = reply(503, "5.5.1", "Need MAIL command first")
-_NEED_RCPT = reply(503, "5.5.1", "Need RCPT command first")
-_HELO_SYNTAX = reply(501, "5.5.4", "Syntax: EHLO hostname")
-_UTF8_NEEDED = reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
-_TLS_ACTIVE = reply(503, "5.5.1", "TLS already active")
-_HELP = reply(214, "2.0.0", "See https://www.rfc-editor.org/rfc/rfc5321 ; commands: EHLO HELO "
-              "MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS AUTH")
-
-
-class ServerConnection:
+class ServerConnection(CommandChecks, SaslSteps, DataStream):
     """One SMTP server session's protocol state."""
 
     def __init__(
@@ -164,6 +97,8 @@ class ServerConnection:
         self._data = bytearray()  # in DATA: "\r\n" + unprocessed message bytes
         self._data_first = True
         self._data_size = 0
+
+    _tail_event: Event | None = None  # EndOfMessage held back behind the last MessageData
 
     @property
     def buffered(self) -> int:
@@ -288,210 +223,3 @@ class ServerConnection:
             line = self._buf[:end].decode("utf-8", "replace")
             del self._buf[: nl + 1]
             return line
-
-    def _dispatch(self, line: str) -> Event:
-        if line == "\x00too-long":
-            self._auth_reset_if_needed()
-            return Respond(R.R500_LINE_TOO_LONG)
-        if self.phase is not Phase.COMMAND:
-            return self._auth_step(line)
-        verb, arg = split_command(line)
-        handler = _HANDLERS.get(verb)
-        if handler is None:
-            return Respond(R.R500_UNKNOWN)
-        return handler(self, arg)
-
-    def _on_hello(self, arg: str, extended: bool) -> Event:
-        name = arg.split(" ")[0] if arg else ""
-        if not name:
-            return Respond(_HELO_SYNTAX)
-        return Hello(name, extended)
-
-    def _on_mail(self, arg: str) -> Event:
-        if not self.greeted:
-            return Respond(_SEND_HELLO)
-        if self.in_transaction:
-            return Respond(_NESTED_MAIL)
-        try:
-            path = parse_path(arg, "FROM", allow_null=True)
-        except PathError as exc:
-            if exc.kind == "address":
-                return Respond(R.bad_sender(exc.address))
-            return Respond(R.R501_SYNTAX)
-        return self._check_mail_params(path)
-
-    def _check_mail_params(self, path: Path) -> Event:
-        for key, value in path.params.items():
-            if key == "SIZE":
-                if value is None or not value.isdigit() or len(value) > 15:
-                    return Respond(R.R501_SYNTAX)
-                if int(value) > self.max_message_size:
-                    return Respond(R.R552_TOO_BIG)
-            elif key == "BODY":
-                if (value or "").upper() not in ("7BIT", "8BITMIME"):
-                    return Respond(R.R555_PARAM)
-            elif key == "SMTPUTF8":
-                if value is not None:
-                    return Respond(R.R501_SYNTAX)
-            elif key != "AUTH":  # RFC 4954 AUTH=<> is harmless; everything else is unknown
-                return Respond(R.R555_PARAM)
-        if not path.address.isascii() and "SMTPUTF8" not in path.params:
-            return Respond(_UTF8_NEEDED)
-        return Mail(path)
-
-    def _on_rcpt(self, arg: str) -> Event:
-        if not self.in_transaction:
-            return Respond(_NEED_MAIL)
-        try:
-            path = parse_path(arg, "TO", allow_null=False)
-        except PathError as exc:
-            if exc.kind == "address":
-                return Respond(R.bad_recipient(exc.address))
-            return Respond(R.R501_SYNTAX)
-        if path.params:
-            return Respond(R.R555_PARAM)
-        if not self.smtputf8 and not path.address.isascii():  # as MAIL answers it
-            return Respond(_UTF8_NEEDED)
-        if self.recipients >= self.max_recipients:
-            return Respond(R.R452_TOO_MANY_RCPTS)
-        return Rcpt(path)
-
-    def _on_data(self, arg: str) -> Event:
-        if arg:
-            return Respond(R.R501_SYNTAX)
-        if not self.in_transaction:
-            return Respond(_NEED_MAIL)
-        if self.recipients == 0:
-            return Respond(R.R554_NO_VALID_RCPTS if self.rcpt_attempts else _NEED_RCPT)
-        return DATA_START
-
-    def _on_rset(self, arg: str) -> Event:
-        if arg:
-            return Respond(R.R501_SYNTAX)
-        self._reset_transaction()
-        return Respond(R.R250_RESET)
-
-    def _on_starttls(self, arg: str) -> Event:
-        if arg:
-            return Respond(R.R501_SYNTAX)
-        if self.tls_active:
-            return Respond(_TLS_ACTIVE)
-        if not self.tls_available:
-            return Respond(R.R454_TLS_UNAVAILABLE)
-        return StartTls()
-
-    def _on_auth(self, arg: str) -> Event:
-        if not self.greeted:
-            return Respond(_SEND_HELLO)
-        if not self.auth_offered:
-            return Respond(R.R538_ENCRYPTION_REQUIRED)
-        if self.authenticated:
-            return Respond(R.R503_ALREADY_AUTH)
-        if self.in_transaction:
-            return Respond(R.R503_BAD_SEQUENCE)
-        mech, _, initial = arg.partition(" ")
-        mech, initial = mech.upper(), initial.strip()
-        if mech not in ("PLAIN", "LOGIN"):
-            return Respond(R.R504_AUTH_MECH if mech else R.R501_SYNTAX)
-        self._auth_mech = mech
-        if not initial:
-            self.phase = Phase.AUTH_PLAIN if mech == "PLAIN" else Phase.AUTH_USERNAME
-            return Respond(R.R334_EMPTY if mech == "PLAIN" else R.R334_USERNAME)
-        self.phase = Phase.AUTH_PLAIN if mech == "PLAIN" else Phase.AUTH_USERNAME
-        return self._auth_step(initial)
-
-    def _auth_step(self, line: str) -> Event:
-        if line.strip() == "*":
-            self._auth_reset_if_needed()
-            return Respond(R.R501_AUTH_CANCELLED)
-        try:
-            decoded = b"" if line.strip() == "=" else base64.b64decode(line, validate=True)
-            text = decoded.decode("utf-8")
-        except (binascii.Error, ValueError):
-            self._auth_reset_if_needed()
-            return Respond(_BAD_BASE64)
-        if self.phase is Phase.AUTH_USERNAME:
-            self._auth_user = text
-            self.phase = Phase.AUTH_PASSWORD
-            return Respond(R.R334_PASSWORD)
-        self.phase = Phase.COMMAND
-        if self._auth_mech == "LOGIN":
-            return Auth("LOGIN", self._auth_user, text)
-        parts = text.split("\x00")
-        if len(parts) != 3:
-            return Respond(_BAD_BASE64)
-        return Auth("PLAIN", parts[1], parts[2])
-
-    def _auth_reset_if_needed(self) -> None:
-        if self.phase in (Phase.AUTH_PLAIN, Phase.AUTH_USERNAME, Phase.AUTH_PASSWORD):
-            self.phase = Phase.COMMAND
-
-    def _next_data_event(self) -> Event | _Need:
-        buf = self._data
-        end = buf.find(b"\r\n.\r\n")
-        if end >= 0:
-            chunk = bytes(buf[: end + 2])
-            rest = bytes(buf[end + 5 :])
-            self._buf[:0] = rest
-            self._data = bytearray()
-            self.phase = Phase.COMMAND
-            self._emit_data(chunk)
-            pending, self._pending_chunk = self._pending_chunk, b""
-            event: Event = EndOfMessage(self._data_size, self._data_size > self.max_message_size)
-            if pending:
-                self._tail_event = event
-                return MessageData(pending)
-            self._awaiting = event
-            return event
-        if self._eof:
-            self.phase = Phase.CLOSED
-            return CONNECTION_CLOSED
-        # Emit everything up to the last CRLF (or nearly all of a huge line): no terminator or
-        # "\r\n.." can straddle that cut, so unstuffing stays exact while memory stays bounded.
-        cut = buf.rfind(b"\r\n")
-        if cut <= 0:
-            if len(buf) < 65536:
-                return NEED_DATA
-            cut = len(buf) - (1 if buf.endswith(b"\r") else 0)
-        chunk = bytes(buf[:cut])
-        del buf[:cut]
-        self._emit_data(chunk)
-        pending, self._pending_chunk = self._pending_chunk, b""
-        return MessageData(pending) if pending else NEED_DATA
-
-    _pending_chunk: bytes = b""
-    _tail_event: Event | None = None
-
-    def _emit_data(self, chunk: bytes) -> None:
-        data = chunk.replace(b"\r\n.", b"\r\n")  # RFC 5321 §4.5.2: drop one leading dot
-        if self._data_first:
-            data, self._data_first = data[2:], False
-        before = self._data_size
-        self._data_size += len(data)
-        if before < self.max_message_size:
-            self._pending_chunk = data[: self.max_message_size - before] if (
-                self._data_size > self.max_message_size
-            ) else data
-
-
-def _handlers() -> dict[str, object]:
-    c = ServerConnection
-    return {
-        "EHLO": lambda s, a: c._on_hello(s, a, True),
-        "HELO": lambda s, a: c._on_hello(s, a, False),
-        "MAIL": c._on_mail,
-        "RCPT": c._on_rcpt,
-        "DATA": c._on_data,
-        "RSET": c._on_rset,
-        "NOOP": lambda s, a: Respond(R.R250_OK),
-        "QUIT": lambda s, a: QUIT,
-        "VRFY": lambda s, a: Respond(R.R252_VRFY if a else R.R501_SYNTAX),
-        "EXPN": lambda s, a: Respond(R.R502_NOT_IMPLEMENTED),
-        "HELP": lambda s, a: Respond(_HELP),
-        "STARTTLS": c._on_starttls,
-        "AUTH": c._on_auth,
-        "BDAT": lambda s, a: Respond(R.R502_NOT_IMPLEMENTED),
-    }
-
-
-_HANDLERS: dict = _handlers()
