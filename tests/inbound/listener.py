@@ -20,10 +20,12 @@ from postroom.submission.throttle import AuthThrottle
 
 
 class InboundListener:
-    """`with InboundListener(store) as port:` serves SMTP on 127.0.0.1:<port>."""
+    """`with InboundListener(store) as port:` serves SMTP on 127.0.0.1:<port>;
+    `feedback_address` takes ARF complaints as `[smtp] feedback_address` does."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, *, feedback_address: str | None = None) -> None:
         self.store = store
+        self.feedback_address = feedback_address
         self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self._servers: list[asyncio.Server] = []
@@ -37,7 +39,7 @@ class InboundListener:
                                        throttle=AuthThrottle(10, 60))
         handler = IngressHandler(submission, InboundService(
             self.store, on_suppressed=submission.suppressions.add_local,
-            hostname="postroom.test"))
+            feedback_address=self.feedback_address, hostname="postroom.test"))
         self._servers = await start_listeners(
             opts, [ListenerConfig(INBOUND_LISTENER, "127.0.0.1", 0)], lambda: handler)
         return int(self._servers[0].sockets[0].getsockname()[1])

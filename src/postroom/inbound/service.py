@@ -5,9 +5,12 @@ recipient of one message (`delivery.verp`); `unsubscribe+<token>@…` with the s
 unsubscribes that recipient; `[smtp] feedback_address` takes ARF feedback reports (complaints).
 Anything else is not ours to accept (no open relay).
 
-A recipient's bounce is recorded once: a report naming the same address twice, the same report
-sent again, and a remote MTA's retry after our 451 (which repeats every recipient of the
-transaction, also those already recorded) add no second `bounced` event or webhook.
+Each report is recorded once: a report naming the same address twice, the same report sent
+again, and a remote MTA's retry after our 451 (which repeats every recipient of the
+transaction, also those already recorded) add no second `bounced` event (per recipient),
+`complained` or `unsubscribed` (per message and recipient), nor a second webhook. The store
+decides that atomically (`store.inbound.record_async_bounce`, `store.reads.insert_event`), so it
+holds across ingress processes too; the service just answers 250 for a repeat.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 from postroom.delivery import verp
 from postroom.events.arf import parse_arf
 from postroom.inbound.reports import failures
-from postroom.model import EventType, RecipientStatus
+from postroom.model import EventType
 from postroom.smtp import replies as R
 from postroom.smtp.commands import Path
 from postroom.smtp.replies import Reply, reply
@@ -48,9 +51,6 @@ class InboundService:
         self.hostname = hostname
         self._secret: bytes | None = None
         self.on_suppressed = on_suppressed or (lambda account_id, address: None)
-        # one bounce at a time in this process, so that two copies of a report arriving
-        # together cannot both find the recipient not yet bounced
-        self._bounce_lock = asyncio.Lock()
 
     async def secret(self) -> bytes:
         if self._secret is None:
@@ -71,7 +71,7 @@ class InboundService:
     async def rcpt_to(self, session: Session, path: Path) -> Reply:
         target = await self.target(path.address)
         if target is None:
-            return R550_RELAY
+            return R550_RELAY if "@" in path.address else reply(550, "5.1.1", "No postmaster here")
         targets = session.state.setdefault("inbound_targets", [])
         if target not in targets:  # the same address twice is one report for one recipient
             targets.append(target)
@@ -99,24 +99,15 @@ class InboundService:
             return
         f = found[0]
         text = f"{f.status} {f.diagnostic}".strip()
-        async with self._bounce_lock:
-            if await asyncio.to_thread(self._bounced_already, target):
-                log.info("bounce for %s recipient %d is recorded already; ignored",
-                         target.message_id, target.recipient_id)
-                return
-            result = await asyncio.to_thread(
-                self.store.record_async_bounce, target.message_id, target.recipient_id,
-                reply=text, hard=f.hard,
-                data={"status": f.status, "category": "invalid_recipient" if f.hard else "other"})
-        if result and f.hard:
+        result = await asyncio.to_thread(
+            self.store.record_async_bounce, target.message_id, target.recipient_id,
+            reply=text, hard=f.hard,
+            data={"status": f.status, "category": "invalid_recipient" if f.hard else "other"})
+        if result is None:
+            log.info("bounce for %s recipient %d: no such recipient, or recorded already",
+                     target.message_id, target.recipient_id)
+        elif f.hard:
             self.on_suppressed(*result)
-
-    def _bounced_already(self, target: Target) -> bool:
-        """The recipient is bounced (by this report before, or by another one)."""
-        record = self.store.get_message(target.message_id)
-        return record is not None and any(
-            r.id == target.recipient_id and r.status is RecipientStatus.BOUNCED
-            for r in record.recipients)
 
     async def _complaint(self, raw: bytes) -> None:
         """An ARF report: find the message and recipient, record `complained`, suppress."""

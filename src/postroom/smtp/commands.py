@@ -66,7 +66,11 @@ def is_valid_helo_name(name: str) -> bool:
 
 
 def parse_path(arg: str, keyword: str, *, allow_null: bool) -> Path:
-    """Parse `FROM:<a@b> SIZE=10` (keyword "FROM") or `TO:<a@b>` (keyword "TO")."""
+    """Parse `FROM:<a@b> SIZE=10` (keyword "FROM") or `TO:<a@b>` (keyword "TO").
+
+    RFC 5321 §4.1.1.3 and §4.5.1: `RCPT TO:<Postmaster>` (any case, no domain) MUST be accepted;
+    it is the one path without a domain, kept as the client spelled it for the policy to answer.
+    """
     head, sep, rest = arg.partition(":")
     if not sep or head.strip().upper() != keyword:
         raise PathError("syntax")
@@ -81,7 +85,8 @@ def parse_path(arg: str, keyword: str, *, allow_null: bool) -> Path:
     else:
         address, _, tail = rest.partition(" ")
     # A source route (<@a,@b:user@c>) is obsolete; RFC 5321 §4.1.2 says to accept and ignore it.
-    if address.startswith("@") and ":" in address:
+    routed = address.startswith("@") and ":" in address
+    if routed:
         address = address.split(":", 1)[1]
     params: dict[str, str | None] = {}
     for token in tail.split():
@@ -94,6 +99,8 @@ def parse_path(arg: str, keyword: str, *, allow_null: bool) -> Path:
             raise PathError("address", address)
         return Path("", params)
     if not is_valid_mailbox(address):
+        if keyword == "TO" and not routed and address.lower() == "postmaster":
+            return Path(address, params)
         raise PathError("address", address)
     return Path(address, params)
 

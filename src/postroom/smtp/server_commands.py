@@ -53,7 +53,8 @@ class CommandChecks:
 
     def _dispatch(self, line: str) -> Event:
         if line == "\x00too-long":
-            self._auth_reset_if_needed()
+            if self.phase is not Phase.COMMAND:
+                return self._auth_line_too_long()
             return Respond(R.R500_LINE_TOO_LONG)
         if self.phase is not Phase.COMMAND:
             return self._auth_step(line)

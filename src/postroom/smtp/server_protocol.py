@@ -7,7 +7,9 @@ Theory of operation (after h11):
   what makes PIPELINING (RFC 2920) come out right: replies leave in command order.
 - The engine learns the outcome of a command from the reply it is given: a 250 to `Mail` opens a
   transaction, a 2xx to `Rcpt` counts a recipient, a 354 to `DataStart` switches to message mode,
-  a 235 to `Auth` marks the session authenticated, a 220 to `StartTls` waits for the handshake.
+  a 235 to `Auth` marks the session authenticated, a 220 to `StartTls` drops the plaintext
+  pipelined behind it and waits for the handshake (`tls_established()`; the bytes fed after the
+  220 must be the TLS layer's decrypted ones).
   Policy (who may send, which recipient is allowed) therefore stays outside, in the caller.
 - Mistakes the RFC says a server answers and survives — syntax (501), order (503), unknown verbs
   (500), over-long lines (500 5.5.2) — come out as `Respond(reply)` events; the caller just sends
@@ -120,13 +122,16 @@ class ServerConnection(CommandChecks, SaslSteps, DataStream):
         return words
 
     def tls_established(self) -> None:
-        """The handshake after STARTTLS finished: forget everything (RFC 3207 §4.2)."""
+        """The handshake after STARTTLS finished: forget everything (RFC 3207 §4.2).
+
+        The input is kept: the plaintext behind STARTTLS was dropped when the 220 was sent, so
+        what is buffered now came through TLS (asyncio hands over a command that shared a
+        segment with the client's Finished before its `start_tls()` returns)."""
         if self.phase is not Phase.TLS_PENDING:
             raise LocalProtocolError("tls_established() without an accepted STARTTLS")
         self.tls_active = True
         self.greeted = self.authenticated = False
         self._reset_transaction()
-        self._buf.clear()  # bytes pipelined behind STARTTLS are an injection attempt
         self.phase = Phase.COMMAND
 
     # --- input ----------------------------------------------------------------------------
@@ -196,7 +201,11 @@ class ServerConnection(CommandChecks, SaslSteps, DataStream):
             self.authenticated = code == 235
         elif kind is StartTls:
             if code == 220:
+                # Plaintext pipelined behind STARTTLS is an injection attempt (CVE-2011-0411):
+                # drop it now. From here on the caller feeds only what the TLS layer decrypted.
                 self.phase = Phase.TLS_PENDING
+                self._buf.clear()
+                self._discarding_line = False
         elif kind is Quit:
             self.phase = Phase.CLOSED
         return answer.to_bytes()

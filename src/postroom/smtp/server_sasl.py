@@ -4,7 +4,8 @@ A mixin of `ServerConnection`: `_on_auth` checks the AUTH command and either dec
 response or moves the engine into one of the `Phase.AUTH_*` phases, in which every input line is a
 SASL response handed to `_auth_step` instead of a command. The outcome is an `Auth` event with the
 decoded credentials (the caller verifies them and answers 235 or 535) or a `Respond` with a prompt
-or an error; "*" cancels (501). Credentials are checked outside: this only speaks the exchange.
+or an error; "*" cancels (501), an over-long response fails it (500 5.5.6). Credentials are
+checked outside: this only speaks the exchange.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from postroom.smtp.replies import reply
 from postroom.smtp.server_events import Auth, Event, Phase, Respond
 
 _BAD_BASE64 = reply(501, "5.5.2", "Invalid base64 data")
+_RESPONSE_TOO_LONG = reply(500, "5.5.6", "Authentication Exchange line is too long")  # RFC 4954 §4
 SEND_HELLO = reply(503, "5.5.1", "Send EHLO/HELO first")  # MAIL's too (`server_commands`)
 
 
@@ -73,6 +75,12 @@ class SaslSteps:
         if len(parts) != 3:
             return Respond(_BAD_BASE64)
         return Auth("PLAIN", parts[1], parts[2])
+
+    def _auth_line_too_long(self) -> Event:
+        """A SASL response past `MAX_AUTH_LINE` (already discarded): RFC 4954 §4 names its own
+        reply for it, not the command line's 500 5.5.2; the exchange fails."""
+        self.phase = Phase.COMMAND
+        return Respond(_RESPONSE_TOO_LONG)
 
     def _auth_reset_if_needed(self) -> None:
         if self.phase in (Phase.AUTH_PLAIN, Phase.AUTH_USERNAME, Phase.AUTH_PASSWORD):

@@ -11,13 +11,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Select, and_, exists, func, literal, or_, select, tuple_, update
+from sqlalchemy import and_, exists, func, or_, select, update
 
 from postroom.model.records import EventType, RecipientStatus
 from postroom.store import rows
 from postroom.store.engine import Database
 from postroom.store.schema import events, messages, recipients
-from postroom.store.xact import snapshot_xmin
+from postroom.store.xact import in_commit_order
 
 # --- messages ----------------------------------------------------------------------------
 
@@ -104,25 +104,9 @@ def events_for_account(
         if after is not None:
             query = query.where(events.c.id > after)
     else:
-        query = _in_commit_order(query, after)
+        query = in_commit_order(query, events, after)
     with db.read() as conn:
         return [rows.event(r._mapping) for r in conn.execute(query)]
-
-
-def _in_commit_order(query: Select[Any], after: int | None) -> Select[Any]:
-    """PostgreSQL: only events of ended transactions, by (xact_id, id), after the position of
-    event `after`. Events are immutable, so that position is the event's own pair, looked up
-    by id; a cursor naming no event stands after the nearest lower id (0: the beginning)."""
-    xmin = select(snapshot_xmin()).scalar_subquery()  # evaluated once per statement
-    query = query.where(events.c.xact_id.is_not(None), events.c.xact_id < xmin).order_by(
-        events.c.xact_id, events.c.id)
-    if after is None:
-        return query
-    at = events.alias("cursor_event")
-    after_xact = (select(at.c.xact_id).where(at.c.id <= after).order_by(at.c.id.desc())
-                  .limit(1).scalar_subquery())
-    return query.where(tuple_(events.c.xact_id, events.c.id)
-                       > tuple_(func.coalesce(after_xact, -1), literal(after, BigInteger)))
 
 
 # --- scheduled mail ----------------------------------------------------------------------

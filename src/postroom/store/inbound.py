@@ -19,7 +19,13 @@ def record_async_bounce(
 ) -> tuple[str, str] | None:
     """Mark a recipient bounced after the fact (it may have been `delivered`: the receiver
     accepted, then bounced); event `bounced` with data {"async": true, ...}; suppress the address
-    when `hard`. Returns (account_id, address), or None when no such recipient exists."""
+    when `hard`. Returns (account_id, address), or None when no such recipient exists or it is
+    `bounced` already.
+
+    Recorded once however often the report arrives, also when two ingress processes take it
+    at the same moment: the recipient's status changes only from another status, and the
+    event and suppression go in only with that change. On PostgreSQL the second UPDATE waits
+    for the first transaction's row lock, then finds the row bounced and changes nothing."""
     now = rows.utc_now()
     with db.write() as conn:
         found = conn.execute(
@@ -30,9 +36,14 @@ def record_async_bounce(
         if found is None:
             return None
         address, attempts, account_id = found
-        conn.execute(update(recipients).where(recipients.c.id == recipient_id).values(
+        changed = conn.execute(update(recipients).where(
+            recipients.c.id == recipient_id,
+            recipients.c.status != RecipientStatus.BOUNCED.value,
+        ).values(
             status=RecipientStatus.BOUNCED.value, last_reply=reply[:1000], lease_owner=None,
-            lease_until=None, next_attempt_at=None, updated_at=now))
+            lease_until=None, next_attempt_at=None, updated_at=now)).rowcount
+        if not changed:
+            return None
         conn.execute(events.insert().values(
             type=EventType.BOUNCED.value, message_id=message_id, recipient=address, at=now,
             attempt=attempts, remote_host=None, reply=reply[:1000],

@@ -21,8 +21,8 @@ from postroom.model.webhooks import DeliveryStatus, Webhook
 from postroom.store import rows
 from postroom.store.accounts import suppression_insert
 from postroom.store.engine import Database
-from postroom.store.reads import event_row
-from postroom.store.schema import events, webhook_account_secrets, webhook_deliveries, webhooks
+from postroom.store.reads import event_row, insert_event
+from postroom.store.schema import webhook_account_secrets, webhook_deliveries, webhooks
 
 SECRET_PREFIX = "whsec_"
 
@@ -158,10 +158,15 @@ def record_complaint(db: Database, account_id: str, message_id: str | None, reci
                      data: Mapping[str, Any]) -> int:
     """Append `complained` and suppress the address (reason "complaint") in one transaction;
     returns the event id. The event names the account, so it reaches the account's webhooks
-    even when the complaint could not be matched to a message."""
+    even when the complaint could not be matched to a message.
+
+    A complaint is recorded once per (message, recipient) (`reads.insert_event`): the same
+    report again, or a remote MTA's retry after a 451, records nothing and answers with the
+    id of the event that records it."""
     row = event_row(EventType.COMPLAINED, message_id=message_id, recipient=recipient.lower(),
                     at=rows.utc_now(), data={**data, "account_id": account_id})
     with db.write() as conn:
-        event_id = int(conn.execute(events.insert().values(**row)).inserted_primary_key[0])
-        conn.execute(suppression_insert(db, account_id, recipient, "complaint"))
+        event_id, new = insert_event(conn, row)
+        if new:
+            conn.execute(suppression_insert(db, account_id, recipient, "complaint"))
     return event_id

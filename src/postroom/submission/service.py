@@ -135,6 +135,8 @@ class SubmissionService:
     async def rcpt_to(self, session: Session, path: Path) -> Reply:
         account: Account = session.identity
         session.state.setdefault(RCPTS_GIVEN, []).append(path.address)
+        if "@" not in path.address:  # <Postmaster>, the one path without a domain (RFC 5321)
+            return reply(550, "5.1.1", f"Recipient <{path.address}> needs a domain to be relayed")
         if await self.suppressions.suppressed(account.id, path.address):
             return R.recipient_not_allowed(path.address)
         return R.recipient_ok(path.address)
