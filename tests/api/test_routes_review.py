@@ -56,6 +56,16 @@ def test_a_repeated_one_click_unsubscribe_is_one_event(env: SimpleNamespace) -> 
     assert [e.type.value for e in events] == ["unsubscribed"]
 
 
+def test_an_unsubscribe_from_a_second_message_is_recorded(env: SimpleNamespace) -> None:
+    """Once suppressed by message m1's link, a one-click from m2's is still m2's event."""
+    for message_id in ("m1", "m2", "m2"):
+        token = tokens.sign(env.app.state.secret, "unsubscribe",
+                            {"a": env.account.id, "m": message_id, "r": "r@example.org"})
+        assert env.c.post(f"/u/{token}", data={"List-Unsubscribe": "One-Click"}).status_code == 200
+    for message_id in ("m1", "m2"):
+        assert [e.type.value for e in env.store.list_events(message_id)] == ["unsubscribed"]
+
+
 def test_message_id_is_not_combined_with_other_filters(env: SimpleNamespace) -> None:
     r = env.c.get("/v1/messages?message_id=x&tag=odd", headers=env.auth)
     assert r.status_code == 400 and r.json()["details"]["filters"] == ["tag"], r.text

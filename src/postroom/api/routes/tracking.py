@@ -116,13 +116,15 @@ async def unsubscribe(request: Request, token: str) -> HTMLResponse:
 
 async def unsubscribe_address(app: Any, account_id: str, message_id: str | None, address: str,
                               data: dict[str, Any]) -> None:
-    """Suppress `address` and record the event once: RFC 8058 clients retry the one-click
-    POST, and a click on the page after it is no second unsubscribe (nor a second webhook)."""
+    """Suppress `address` and record the event once per message: RFC 8058 clients retry the
+    one-click POST, and a click on the page after it is no second unsubscribe (nor a second
+    webhook); the store records `unsubscribed` once per message and recipient. A link of
+    another message after the first unsubscribe is recorded too: the sender learns which
+    mail it came from."""
     store = app.state.store
     before = await asyncio.to_thread(store.suppression_for, account_id, address)
-    if before is not None and before["reason"] == "unsubscribe":
-        return
-    await asyncio.to_thread(store.add_suppression, account_id, address, "unsubscribe")
-    app.state.suppression_added(account_id, address)
+    if before is None or before["reason"] != "unsubscribe":
+        await asyncio.to_thread(store.add_suppression, account_id, address, "unsubscribe")
+        app.state.suppression_added(account_id, address)
     await asyncio.to_thread(store.append_event, EventType.UNSUBSCRIBED, message_id=message_id,
                             recipient=address, data=data)
