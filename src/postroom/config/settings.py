@@ -173,6 +173,24 @@ class DeliverySettings(_Section):
         "password, tls, verify} for a smarthost.",
     )
     mx_port: int = Field(25, ge=1, le=65535, description="TCP port used for MX hosts.")
+    mta_sts: bool = Field(
+        True,
+        description="Honour recipient domains' MTA-STS policies (RFC 8461) when delivering "
+        "through MX: in enforce mode mail goes only to the MX hosts the policy names, over "
+        "TLS 1.2+ with a certificate valid for the host, and otherwise waits (4.7.5). false: "
+        "no `_mta-sts` lookups.",
+    )
+    mta_sts_port: int = Field(
+        443, ge=1, le=65535,
+        description="For tests, like mx_port: TCP port of the MTA-STS policy servers "
+        "(https://mta-sts.<domain>:<port>/.well-known/mta-sts.txt). Leave at 443.",
+    )
+    mta_sts_cafile: str | None = Field(
+        None,
+        description="For tests and private PKI: a CA file trusted instead of the system's "
+        "for MTA-STS policy fetches and for the certificates of MX hosts under an MTA-STS "
+        "policy. Unset: the system trust store.",
+    )
     retry_base_seconds: float = Field(60.0, gt=0, description="Wait before the first retry.")
     retry_max_seconds: float = Field(7200.0, gt=0, description="Longest wait between retries.")
     expire_seconds: float = Field(

@@ -10,7 +10,9 @@ sending; when the last one gives up, every job still queued is deferred with its
 A lane that fails with anything else (a bug) stops its siblings: they are cancelled and awaited
 before the error reaches the caller, which defers whatever the group had not settled; no lane
 keeps sending, or holding a connection, for a group that has already been recorded.
-DNS answers decide at once: NXDOMAIN and null MX bounce, a failed lookup defers.
+DNS answers decide at once: NXDOMAIN and null MX bounce, a failed lookup defers. An MX host
+under an enforced MTA-STS policy gets a session only over TLS verified for its name; one that
+fails is skipped like a refused connection (`_session`), never used in plaintext.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from postroom.smtp.client import (
     ClientTimeouts,
     DeliveryError,
     SessionRefused,
+    TlsError,
     open_session,
 )
 
@@ -50,8 +53,11 @@ class Job:
     resign: Callable[[bytes], bytes] | None = None
 
 
-def route_failed(exc: DnsError, claims: Sequence[Claim]) -> list[Result]:
-    """NXDOMAIN and null MX bounce at once; a failed lookup defers."""
+def route_failed(exc: DnsError | DeliveryError, claims: Sequence[Claim]) -> list[Result]:
+    """NXDOMAIN and null MX bounce at once; a failed lookup defers, and so does a domain whose
+    MTA-STS policy names none of its MX hosts (MtaStsRefused: 4.7.5)."""
+    if isinstance(exc, DeliveryError):
+        return [error_result(c, exc) for c in claims]
     permanent = isinstance(exc, DnsPermanentError)
     return [error_result(c, exc.reason, kind=LocalError.DNS, permanent=permanent)
             for c in claims]
@@ -199,17 +205,45 @@ class DomainDelivery:
         error: DeliveryError | None = None
         for address in addresses:
             try:
-                return await open_session(
-                    address, dest.port, helo_name=self.helo_name, tls=dest.tls,
-                    verify=dest.verify, server_hostname=dest.host, username=dest.username,
-                    password=dest.password, timeouts=self.timeouts,
-                )
+                return await self._session(address, dest)
             except SessionRefused:
                 raise
             except DeliveryError as exc:
                 error = exc
         assert error is not None
         raise error
+
+    async def _session(self, address: str, dest: Destination) -> Any:
+        """A session with `address`. MTA-STS enforce: TLS 1.2+ verified for the MX host name,
+        or TlsError. Testing: verified TLS first; when that fails, the usual session, and a
+        warning that enforce mode would not have delivered there (RFC 8461 §5)."""
+        policies = self.router.policies if dest.mta_sts else None
+        if policies is None:
+            return await self._open_session(address, dest)
+        if dest.mta_sts == "enforce" or dest.tls != "off":
+            try:
+                return await self._open_session(address, dest, verified=True)
+            except TlsError as exc:
+                if dest.mta_sts == "enforce":
+                    raise TlsError(f"MTA-STS policy: TLS with {dest.host} could not be "
+                                   f"verified ({exc.text})") from None
+                problem = exc.text
+        else:
+            problem = "[delivery] tls is off"
+        policies.warn(f"tls:{dest.host}", "MTA-STS policy (testing) for MX host %s: %s; "
+                      "enforce mode would not deliver there", dest.host, problem)
+        return await self._open_session(address, dest)
+
+    async def _open_session(self, address: str, dest: Destination, *,
+                            verified: bool = False) -> Any:
+        """open_session; `verified`: TLS required and checked (MTA-STS; default: system CAs)."""
+        return await open_session(
+            address, dest.port, helo_name=self.helo_name,
+            tls="required" if verified else dest.tls, verify=verified or dest.verify,
+            server_hostname=dest.host, username=dest.username, password=dest.password,
+            timeouts=self.timeouts,
+            tls_context=self.router.policies.tls_context if verified else None,
+        )
 
 
 async def _stop(lanes: list[asyncio.Task[None]]) -> None:

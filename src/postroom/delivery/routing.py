@@ -3,6 +3,9 @@
 Routes come from `[delivery] routes` and win over DNS, so a test setup or a relay provider can
 take all mail without touching DNS. Each `Destination` carries a `key` that names the connection
 pool it may share: two routes to the same relay with different credentials must not share one.
+MX destinations follow the domain's MTA-STS policy (`mta_sts_policies`): in enforce mode only
+the MX hosts the policy names, each with TLS required and verified; none of them: the domain's
+mail waits (`MtaStsRefused`), it is never sent elsewhere.
 """
 
 from __future__ import annotations
@@ -15,13 +18,19 @@ from typing import Literal, Protocol
 import idna
 
 from postroom.config.settings import DeliverySettings, RouteSettings, TlsMode
-from postroom.delivery.dns import MxResult
+from postroom.delivery.dns import MxHost, MxResult
+from postroom.delivery.mta_sts_policies import MtaStsPolicies
+from postroom.smtp.client import TlsError
 
-__all__ = ["Destination", "MxResolver", "Router", "parse_host_port"]
+__all__ = ["Destination", "MtaStsRefused", "MxResolver", "Router", "parse_host_port"]
 
 
 class MxResolver(Protocol):
     async def resolve_mx(self, domain: str) -> MxResult: ...
+
+
+class MtaStsRefused(TlsError):
+    """The domain's enforced MTA-STS policy names none of its MX hosts: its mail waits."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,14 +45,18 @@ class Destination:
     password: str | None = field(default=None, repr=False)
     source: Literal["route", "mx"] = "mx"
     preference: int = 0
+    #: the MTA-STS mode of the domain's policy ("": none): enforce has TLS required, verified
+    mta_sts: Literal["", "enforce", "testing"] = ""
 
     @property
     def key(self) -> str:
-        """Connection-pool key: "mx:host:port:tls:verify", for a route with credentials also
-        the username and a digest of the password. Everything that shapes a session is in it:
-        two routes to one host, one with `tls = "off"` and one with "required", shared pooled
-        sessions, and mail for the second went out in plaintext."""
+        """Connection-pool key: "mx:host:port:tls:verify[:sts-mode]", for a route with
+        credentials also the username and a digest of the password. Everything that shapes a
+        session is in it: two routes to one host, one with `tls = "off"` and one with
+        "required", shared pooled sessions, and mail for the second went out in plaintext."""
         base = f"{self.source}:{self.host}:{self.port}:{self.tls}:{int(self.verify)}"
+        if self.mta_sts:
+            base += f":sts-{self.mta_sts}"
         if not self.username:
             return base
         secret = hashlib.sha256((self.password or "").encode()).hexdigest()[:16]
@@ -86,9 +99,11 @@ def ascii_domain(domain: str) -> str:
 class Router:
     """Turns a recipient domain into an ordered list of destinations."""
 
-    def __init__(self, settings: DeliverySettings, resolver: MxResolver) -> None:
+    def __init__(self, settings: DeliverySettings, resolver: MxResolver,
+                 policies: MtaStsPolicies | None = None) -> None:
         self._settings = settings
         self._resolver = resolver
+        self.policies = policies  # None: MTA-STS is off ([delivery] mta_sts = false)
         # Parse once, so a bad route fails at start-up and not on the first message.
         self._routes: dict[str, Destination] = {
             ascii_domain(domain): self._route_destination(value)
@@ -101,22 +116,46 @@ class Router:
 
     async def route(self, domain: str) -> list[Destination]:
         """Destinations to try in order. DNS errors (DnsPermanentError, DnsTemporaryError)
-        propagate: the caller classifies them."""
+        and MtaStsRefused propagate: the caller classifies them."""
         static = self.static_route(domain)
         if static is not None:
             return [static]
         mx = await self._resolver.resolve_mx(domain)
+        hosts, mode = await self._mta_sts(ascii_domain(domain), mx)
         return [
             Destination(
                 host=h.host,
                 port=self._settings.mx_port,
-                tls=self._settings.tls,
-                verify=False,  # no MTA-STS/DANE yet: MX certificates are not checked
-                source="mx",
+                tls="required" if mode == "enforce" else self._settings.tls,
+                verify=mode == "enforce",  # without MTA-STS (no DANE) certificates are not
+                source="mx",               # checked: RFC 7435 opportunistic TLS
                 preference=h.preference,
+                mta_sts=mode,
             )
-            for h in mx.hosts
+            for h in hosts
         ]
+
+    async def _mta_sts(self, name: str, mx: MxResult
+                       ) -> tuple[tuple[MxHost, ...], Literal["", "enforce", "testing"]]:
+        """The MX hosts to try and the domain's MTA-STS mode ("": no policy in force)."""
+        policies = self.policies
+        if policies is None or name.startswith("["):  # no policy for address literals
+            return mx.hosts, ""
+        policy = await policies.policy(name)
+        if policy is None or policy.mode == "none":
+            return mx.hosts, ""
+        if policy.mode == "testing":
+            for h in mx.hosts:
+                if not policy.matches(h.host):
+                    policies.warn(f"mx:{name}:{h.host}", "MTA-STS policy of %s (testing): MX "
+                                  "host %s does not match; enforce mode would not deliver "
+                                  "there", name, h.host)
+            return mx.hosts, "testing"
+        hosts = tuple(h for h in mx.hosts if policy.matches(h.host))
+        if not hosts:
+            raise MtaStsRefused(f"MTA-STS policy of {name}: no MX host matches the policy "
+                                f"({', '.join(mx.names)})")
+        return hosts, "enforce"
 
     def _route_destination(self, value: str | RouteSettings) -> Destination:
         if isinstance(value, str):

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from postroom.config.settings import Settings
-from postroom.delivery import verp
+from postroom.delivery import mta_sts_policies, verp
 from postroom.delivery.attempt import DomainDelivery
 from postroom.delivery.dns import Resolver
 from postroom.delivery.outcomes import RetryPolicy
@@ -66,7 +66,8 @@ class DeliveryService:
         )
         helo = d.helo_name or settings.smtp.hostname
         self.domains = DomainDelivery(
-            router=Router(d, self.resolver), resolver=self.resolver, pool=self.pool,
+            router=Router(d, self.resolver, mta_sts_policies.from_settings(d, self.resolver)),
+            resolver=self.resolver, pool=self.pool,
             helo_name=helo, timeouts=client_timeouts(d.lease_seconds),
             pipeline_messages=d.pipeline_messages,
         )

@@ -36,6 +36,7 @@ from postroom.delivery.outcomes import Result, RetryPolicy
 from postroom.delivery.recorder import OutcomeRecorder
 from postroom.delivery.signing import SignerCache, domain_of, render_copy, resigner
 from postroom.model import Account, Claim, MessageRecord
+from postroom.smtp.client import DeliveryError
 from postroom.store.outbound import Finish, FollowUps
 
 log = logging.getLogger("postroom.delivery")
@@ -107,7 +108,7 @@ class BatchDelivery(BatchInputs):
             async with asyncio.timeout(self._time_left(claims)):
                 if isinstance(route, asyncio.Future):
                     route = await resolved(route)
-                if isinstance(route, DnsError):
+                if isinstance(route, DnsError | DeliveryError):  # DNS, MTA-STS refusal
                     results += route_failed(route, claims)
                 elif isinstance(route, BaseException):  # a bug: handled as one, below
                     raise route
