@@ -31,9 +31,11 @@ def test_zoho_merge_data_and_mailgun_variables_keep_line_breaks() -> None:
         "merge_data": {"addr": "Street 1\nTown"}, "additional_data": {"note": "a\nb"}}}})
     assert zoho.recipient_vars == {"a@example.com": {"addr": "Street 1\nTown"}}
     assert zoho.recipient_fields == {"a@example.com": {"note": "a\nb"}}
-    mailgun = options("X-Mailgun-Variables", {"note": "line1\nline2 ", "n": 1})
+    variables = json.dumps({"note": "line1\nline2 ", "n": 1})
+    mailgun, _ = extract(f"X-Mailgun-Template-Name: t\r\nX-Mailgun-Variables: {variables}\r\n"
+                         "\r\n".encode())
     assert mailgun.metadata == {"note": "line1\nline2 ", "n": "1"}
-    assert mailgun.global_vars == {"note": "line1\nline2 ", "n": 1}
+    assert mailgun.global_vars == {"note": "line1\nline2 ", "n": 1}  # for the template
 
 
 @pytest.mark.parametrize(("name", "value"), [

@@ -4,7 +4,9 @@ from datetime import UTC, datetime
 
 from tests.dialects import table_tests
 
-from postroom.dialects import mailgun
+from postroom.dialects import extract, mailgun
+from postroom.render.copy import Copies, Recipient
+from postroom.render.personalize import Substitution
 
 # "Batch Sending": the recipient-variables of the curl example, and the %recipient.unique_id% one.
 ALICE_BOB = ('{"alice@example.com": {"name":"Alice", "id":1}, '
@@ -17,10 +19,11 @@ VALID = [
     # "You can make a message with several categories by setting multiple X-Mailgun-Tag headers."
     ([("X-Mailgun-Tag", "newsletter"), ("X-Mailgun-Tag", "spring, 2024")],
      {"tags": ("newsletter", "spring, 2024")}),
+    # data for events; a template's variables only (`registry.parse_all` decides)
     ([("X-Mailgun-Variables", '{"my_message_id": 123}')],
-     {"metadata": {"my_message_id": "123"}, "global_vars": {"my_message_id": 123}}),
+     {"metadata": {"my_message_id": "123"}, "template_vars": {"my_message_id": 123}}),
     ([("X-Mailgun-Variables", '{"a": "x"}'), ("X-Mailgun-Variables", '{"b": {"c": true}}')],
-     {"metadata": {"a": "x", "b": '{"c":true}'}, "global_vars": {"a": "x", "b": {"c": True}}}),
+     {"metadata": {"a": "x", "b": '{"c":true}'}, "template_vars": {"a": "x", "b": {"c": True}}}),
     ([("X-Mailgun-Recipient-Variables", ALICE_BOB)],
      {"recipient_vars": {"alice@example.com": {"name": "Alice", "id": 1},
                          "bob@example.com": {"name": "Bob", "id": 2}},
@@ -42,7 +45,7 @@ VALID = [
     ([("X-Mailgun-Deliver-By", "Thu, 13 Oct 2011 18:02:00 +0200")],
      {"send_at": datetime(2011, 10, 13, 16, 2, tzinfo=UTC)}),
     ([("X-Mailgun-Template-Name", "welcome"), ("X-Mailgun-Template-Variables", '{"x": 1}')],
-     {"template_id": "welcome", "global_vars": {"x": 1}}),
+     {"template_id": "welcome", "template_vars": {"x": 1}}),
     ([("X-Mailgun-Drop-Message", "no"), ("X-Mailgun-Dkim", "yes"), ("X-Mailgun-Require-TLS", "yes")],
      {}),
 ]
@@ -65,3 +68,37 @@ INVALID = [
 ]
 
 test_valid, test_invalid = table_tests(mailgun, VALID, INVALID)
+
+
+def headers(*fields: str) -> bytes:
+    return "".join(f"{f}\r\n" for f in fields).encode() + b"\r\n"
+
+
+def test_variables_are_data_for_events_and_no_placeholders_without_a_template() -> None:
+    options, _ = extract(headers('X-Mailgun-Variables: {"x": "X", "order": 7}',
+                                 'X-Mailgun-Template-Variables: {"y": "Y"}'))
+    assert options.metadata == {"x": "X", "order": "7"}  # still reported with every event
+    assert options.global_vars == {} and options.template_vars == {}
+    assert options.to_json().keys() == {"metadata", "dialects"}
+    # what delivery builds from the stored options: a plain body keeps its braces
+    sub = Substitution(syntax=options.syntax, chosen=options.substitution_syntax is not None,
+                       global_vars=options.global_vars)
+    raw = b"From: a@shop.example\r\nSubject: {{ x }}\r\n\r\nTotal {{ order }} {{ y }}\r\n"
+    copies = Copies(raw, message_id="m1", account_id="acc1", substitution=sub)
+    assert copies.render(Recipient("r@example.org")) == raw
+
+
+def test_variables_fill_the_template_the_message_uses() -> None:
+    for template in ("X-Mailgun-Template-Name: welcome", "X-Postroom-Template: welcome"):
+        options, _ = extract(headers(template, 'X-Mailgun-Variables: {"x": 1, "y": 1}',
+                                     'X-Mailgun-Template-Variables: {"y": 2}',
+                                     'X-Postroom-Global-Variables: {"z": 3}'))
+        assert options.template_id == "welcome"
+        assert options.global_vars == {"x": 1, "y": 2, "z": 3}  # the more specific header wins
+        assert options.metadata == {"x": "1", "y": "1"} and options.template_vars == {}
+
+
+def test_recipient_variables_do_not_fall_back_to_event_data() -> None:
+    options, _ = extract(headers('X-Mailgun-Variables: {"name": "shared"}',
+                                 'X-Mailgun-Recipient-Variables: {"a@example.org": {}}'))
+    assert options.global_vars == {} and options.substitution_syntax == "mailgun"

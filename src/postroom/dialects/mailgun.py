@@ -2,8 +2,10 @@
 
 `X-Mailgun-Track` switches opens and clicks together; `-Track-Opens` and `-Track-Clicks` (`yes`,
 `no`, `htmlonly`) override it wherever they stand. `X-Mailgun-Variables` is returned with events
-(metadata) and, as in Mailgun's templates, available to the message (global variables); it may be
-repeated. `X-Mailgun-Deliver-By` is an RFC 2822 date: the time to send.
+(metadata); it may be repeated. As at Mailgun, it and `X-Mailgun-Template-Variables` fill in a
+template's placeholders only: a message without a template keeps its `{{ x }}` as text
+(`template_vars`, which `registry.parse_all` resolves). `X-Mailgun-Deliver-By` is an RFC 2822
+date: the time to send.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def track_clicks(header: str, value: str) -> dict[str, Any]:
 
 def variables(header: str, value: str) -> dict[str, Any]:
     data = json_object(header, value)
-    return {"metadata": content_map(header, data, "variables"), "global_vars": data}
+    return {"metadata": content_map(header, data, "variables"), "template_vars": data}
 
 
 def recipient_variables(header: str, value: str) -> dict[str, Any]:
@@ -63,7 +65,7 @@ DIALECT = Dialect(
         "x-mailgun-recipient-variables": recipient_variables,
         "x-mailgun-deliver-by": to("send_at", moment),
         "x-mailgun-template-name": to("template_id", text),
-        "x-mailgun-template-variables": lambda h, v: {"global_vars": json_object(h, v)},
+        "x-mailgun-template-variables": lambda h, v: {"template_vars": json_object(h, v)},
         "x-mailgun-drop-message": drop_message,
         "x-mailgun-dkim": ignored,
         "x-mailgun-require-tls": ignored,

@@ -55,6 +55,9 @@ class SendOptions:
     recipient_names: dict[str, str] = field(default_factory=dict)  # display names (Zoho, SendGrid)
     recipient_fields: dict[str, dict[str, str]] = field(default_factory=dict)  # Zoho contact data
     global_vars: dict[str, Any] = field(default_factory=dict)
+    # Variables only a template sees (Mailgun's): `registry.parse_all` moves them into
+    # global_vars when the message uses a template and drops them otherwise; never stored.
+    template_vars: dict[str, Any] = field(default_factory=dict)
     substitution_syntax: Syntax | None = None  # None: Postroom's {{ x }}
     sendgrid_sub: dict[str, tuple[str, ...]] = field(default_factory=dict)  # key → one per `to`
     sendgrid_sections: dict[str, str] = field(default_factory=dict)

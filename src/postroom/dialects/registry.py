@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
+from dataclasses import replace
 
 from postroom.dialects import infobip, mailgun, postmark, postroom, sendgrid, ses, zeptomail, zoho
 from postroom.dialects.options import SendOptions
@@ -28,7 +30,8 @@ _LINE = re.compile(rb"[^\r\n]*(?:\r\n|\r|\n|$)")
 _NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _FOLD = re.compile(rb"(?:\r\n|\r|\n)(?=[ \t])")
 _WORD = re.compile(r"=\?([^?\s*]+)(?:\*[^?\s]*)?\?([QqBb])\?([^?\s]*)\?=")
-_WORDS = re.compile(f"(?:{_WORD.pattern})+")
+# A run of encoded-words, each a word of its own: whitespace or the value's edge on both sides.
+_WORDS = re.compile(rf"(?<![^ \t]){_WORD.pattern}(?:[ \t]+{_WORD.pattern})*(?![^ \t])")
 
 
 def is_control_header(name: str) -> bool:
@@ -72,13 +75,22 @@ def extract(raw_header_block: bytes) -> tuple[SendOptions, bytes]:
 
 
 def parse_all(headers: list[tuple[str, str]]) -> SendOptions:
-    """Every dialect's reading of `headers` (unfolded, decoded), merged by precedence."""
+    """Every dialect's reading of `headers` (unfolded, decoded), merged by precedence.
+
+    Template-only variables become global variables when the message uses a template (under
+    the global ones: only X-Postroom-*, which ranks above Mailgun, gives those) and are
+    dropped otherwise: a plain body's `{{ x }}` is text then.
+    """
     options = SendOptions()
     for dialect in DIALECTS:
         mine = [name for name, _ in headers if dialect.owns(name)]
         if mine:
             options = options.merge(dialect.parse(headers))
             check_limits(mine[-1], options)
+    if options.template_vars:
+        used = {**options.template_vars, **options.global_vars} if options.template_id \
+            else options.global_vars
+        options = replace(options, template_vars={}, global_vars=used)
     return options
 
 
@@ -113,12 +125,26 @@ def _value(name: str, raw: bytes) -> str:
 def decode_words(name: str, value: str) -> str:
     """RFC 2047 encoded-words, as mail libraries write non-ASCII (or long) header values.
 
-    Adjacent words join (§6.2) before decoding, so a character split across two words survives.
+    Only where RFC 2047 §5 allows them in text: a word of its own, with whitespace (or the
+    value's start or end) on both sides; `abc=?utf-8?q?x?=` is text. Adjacent words join (§6.2)
+    before decoding, so a character split across two words survives. A value that is a JSON
+    object or array as written is never decoded: its strings are data (an encoded-word in one is
+    kept), and JSON a mail library encoded is not JSON until decoded (the words cut across its
+    strings), so it still is.
     """
-    if "=?" not in value:
+    if "=?" not in value or not _WORDS.search(value):
         return value
-    value = re.sub(r"(?<=\?=)[ \t]+(?==\?)", "", value)
+    if value[:1] in "{[" and _is_json(value):
+        return value
     return _WORDS.sub(lambda run: _decode_run(name, run.group(0)), value)
+
+
+def _is_json(value: str) -> bool:
+    try:
+        json.loads(value)
+    except (ValueError, RecursionError):
+        return False
+    return True
 
 
 def _decode_run(name: str, run: str) -> str:

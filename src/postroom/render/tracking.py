@@ -18,10 +18,12 @@ from html import unescape
 from urllib.parse import urlsplit
 
 from postroom.render import tokens
+from postroom.render.html import declare_utf8, has_link, rewrite_links
+
+__all__ = ["CLICK", "OPEN", "UNSUBSCRIBE", "Links", "apply", "has_link", "rewrite_html",
+           "rewrite_text"]
 
 OPEN, CLICK, UNSUBSCRIBE = "open", "click", "unsubscribe"
-# `href` as an attribute of its own (whitespace before it): not the end of `data-href`.
-_HREF = re.compile(r"""(<a\b[^>]*?\shref\s*=\s*)(["'])(https?://[^"']+)\2""", re.IGNORECASE)
 _TEXT_URL = re.compile(r"""https?://[^\s<>"')\]]+""")
 _TRAILING = ".,;:!?'"  # sentence punctuation after a URL in text is not part of it
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
@@ -78,23 +80,16 @@ def _under(url: tuple[str, str, int | None, str] | None,
     return url[3] == root or url[3].startswith(root + "/")
 
 
-def has_link(html: str) -> bool:
-    """The HTML has a link that click tracking rewrites."""
-    return _HREF.search(html) is not None
-
-
 def rewrite_html(html: str, click: object | None, pixel: str | None) -> str:
-    """Send http(s) links through `click(url)`; add the 1×1 pixel at the end of the body
-    (before </body>, else before </html>, else at the end)."""
+    """Send the http(s) links of <a> and <area> tags through `click(url)`; add the 1×1 pixel
+    at the end of the body (before </body>, else before </html>, else at the end)."""
     if click is not None:
-        def repl(m: re.Match[str]) -> str:
-            url = unescape(m.group(3))  # the attribute's text: &amp;, &#38; ... are one "&"
+        def repl(value: str) -> str | None:
+            url = unescape(value)  # the attribute's text: &amp;, &#38; ... are one "&"
             new = click(url)  # type: ignore[operator]
-            if new == url:  # left alone: as written
-                return m.group(0)
-            return f"{m.group(1)}{m.group(2)}{new}{m.group(2)}"
+            return None if new == url else new  # None: left alone, as written
 
-        html = _HREF.sub(repl, html)
+        html = rewrite_links(html, repl)
     if pixel is not None:
         img = (f'<img src="{pixel}" width="1" height="1" alt="" '
                'style="display:block;border:0;width:1px;height:1px">')
@@ -162,6 +157,8 @@ def _replace_text(part: EmailMessage, text: str, subtype: str, charset: str) -> 
         text.encode(charset)
     except (LookupError, UnicodeEncodeError):
         charset = "utf-8"
+        if subtype == "html":  # re-encoded: its <meta> must not name the old charset
+            text = declare_utf8(text)
     for k in list(part.keys()):
         del part[k]
     part.set_content(text, subtype=subtype, charset=charset)
