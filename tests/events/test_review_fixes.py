@@ -49,6 +49,7 @@ BAD_URLS = [
     "http://[::1/",
     "http://ex ample.com/",
     "ftp://example.com/x",
+    "https://user:secret@hooks.example.com/in", "https://@hooks.example.com/in",
 ]
 GOOD_URLS = ["https://hooks.example.com/in", "http://example.com:8080/dlr?x=1#f",
              "https://bücher.example/", "http://xn--bcher-kva.example/",

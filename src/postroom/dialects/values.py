@@ -122,6 +122,8 @@ def http_url_problem(value: str) -> str | None:
         return _BAD_PORT if "port" in str(exc).lower() else "the URL is malformed"
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "the URL must be http:// or https:// with a host"
+    if "@" in parts.netloc:  # httpx would send them as Basic auth, and logs would show them
+        return "the URL must not carry credentials (deliveries are signed instead)"
     if port is not None and not 1 <= port <= 65535:
         return _BAD_PORT
     return _host_problem(parts.hostname)
