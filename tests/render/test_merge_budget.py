@@ -103,3 +103,29 @@ def test_each_render_has_its_own_budget() -> None:
     source = "{% for a in big %}{% endfor %}done"
     for _ in range(2 * MAX_STEPS // len(BIG) + 1):  # together far more than one budget
         assert merge.render(source, {"big": BIG}, html=False) == "done"
+
+
+def test_delivery_renders_a_too_costly_template_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Delivery leaves a failing template as written (a copy is never lost); one that ran out
+    of work is not rendered again for the next recipient, where each render cost the budget
+    again (0.3 s of a render thread per copy)."""
+    from postroom.render import personalize
+
+    calls: list[str] = []
+    real = merge.render
+
+    def counting(source: str, *args: Any, **kwargs: Any) -> str:
+        calls.append(source)
+        return real(source, *args, **kwargs)
+
+    monkeypatch.setattr(merge, "render", counting)
+    costly = "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}"
+    for name in ("ann", "bob", "cy"):
+        assert personalize.jinja(costly + "{{ name }}", {"name": name}, html=False).startswith(
+            "{% for")
+    assert len(calls) == 1
+    # a template that fails otherwise (a runtime error) is still tried per recipient
+    for n in (0, 1):
+        out = personalize.jinja("{{ 1 / n }}", {"n": n}, html=False)
+        assert out == ("{{ 1 / n }}" if n == 0 else "1.0")
+    assert len(calls) == 3

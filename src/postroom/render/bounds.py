@@ -42,8 +42,13 @@ class MergeError(ValueError):
     """The template is invalid or needs a variable that was not given."""
 
 
+class TooCostly(MergeError):
+    """The template ran out of its work budget or built something too large: a template no
+    ordinary mail needs, whose every render would cost the same again."""
+
+
 def too_big(what: str) -> MergeError:
-    return MergeError(f"{what} would be too large")
+    return TooCostly(f"{what} would be too large")
 
 
 def start_budget() -> Token[list[int] | None]:
@@ -67,7 +72,7 @@ def spend(steps: int) -> None:
     if budget is not None:  # None: compile-time constant folding, bounded by the source
         budget[0] -= steps
         if budget[0] < 0:
-            raise MergeError(f"the template does too much work (more than {MAX_STEPS:,} steps)")
+            raise TooCostly(f"the template does too much work (more than {MAX_STEPS:,} steps)")
 
 
 def charged(func: Any, factor: int = 1) -> Any:

@@ -23,13 +23,15 @@ from postroom.render.bounds import (
     MAX_STEPS,
     MAX_WIDTH,
     MergeError,
+    TooCostly,
     end_budget,
     start_budget,
     too_big,
 )
 from postroom.render.sandbox import Bounded
 
-__all__ = ["MAX_LENGTH", "MAX_POWER_BITS", "MAX_STEPS", "MAX_WIDTH", "MergeError", "render"]
+__all__ = ["MAX_LENGTH", "MAX_POWER_BITS", "MAX_STEPS", "MAX_WIDTH", "MergeError", "TooCostly",
+           "render"]
 
 
 @lru_cache(maxsize=4)
@@ -65,7 +67,7 @@ def render(source: str, variables: dict[str, Any], *, html: bool, missing: str =
     except TemplateError as exc:
         raise MergeError(str(exc.message or exc)) from None
     except (RecursionError, MemoryError):
-        raise MergeError("the template needs too much memory or recursion") from None
+        raise TooCostly("the template needs too much memory or recursion") from None
     except Exception as exc:  # a template's own runtime error: 1/0, a bad filter argument...
         raise MergeError(f"{type(exc).__name__}: {exc}") from None
     finally:

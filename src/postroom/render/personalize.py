@@ -25,6 +25,7 @@ import html as html_lib
 import json
 import logging
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,11 +201,30 @@ class Substitution:
         return pattern.sub(lambda m: value_of(m.group(0)), text)
 
 
+#: Texts whose render ran out of work or room (by hash; bounded): a message with 10,000
+#: recipients and such a template would otherwise spend the whole budget 10,000 times over,
+#: holding the render threads of every other sender's mail meanwhile.
+_TOO_COSTLY: dict[int, None] = {}
+_TOO_COSTLY_MAX = 1024
+_TOO_COSTLY_LOCK = threading.Lock()
+
+
 def jinja(text: str, variables: Mapping[str, Any], *, html: bool) -> str:
     """`{{ x }}` in Jinja2's sandbox; a missing variable is empty. A template that does not
-    compile is left as written (logged): a copy is never lost to a typo."""
+    compile is left as written (logged): a copy is never lost to a typo. One that ran out of
+    its work budget is not rendered again (left as written) for the next recipients."""
+    key = hash((text, html))
+    if key in _TOO_COSTLY:
+        return text
     try:
         return merge.render(text, dict(variables), html=html, missing="empty")
+    except merge.TooCostly as exc:
+        with _TOO_COSTLY_LOCK:  # render threads share it
+            if len(_TOO_COSTLY) >= _TOO_COSTLY_MAX:
+                _TOO_COSTLY.pop(next(iter(_TOO_COSTLY)))
+            _TOO_COSTLY[key] = None
+        log.warning("placeholders left as written, and for the next copies too: %s", exc)
+        return text
     except merge.MergeError as exc:
         log.warning("placeholders left as written: %s", exc)
         return text
