@@ -30,7 +30,7 @@ from support.smtp_sinks import SinkHandler
 
 GOOD, UNTRUSTED, PLAIN = "127.0.0.2", "127.0.0.3", "127.0.0.4"
 GOOD_NAMES = ["mx.good.test", "a.mx.wild.test", "mx2.fallback.test", "mx.cached.test",
-              "mx.keep.test"]
+              "mx.keep.test", "xn--bcher-kva.test"]  # bücher.test: its own (implicit) MX
 ENFORCE = "version: STSv1\nmode: enforce\nmax_age: 86400\n"
 
 
@@ -39,7 +39,7 @@ class World:
     dns: DnsStub
     policies: PolicyServer
     mx_port: int
-    cafile: Path
+    ca: TestCA
     good: SinkHandler
     untrusted: SinkHandler
     plain: SinkHandler
@@ -47,7 +47,7 @@ class World:
     def settings(self, **extra: Any) -> DeliverySettings:
         return DeliverySettings(
             nameservers=[self.dns.address], mx_port=self.mx_port,
-            mta_sts_port=self.policies.port, mta_sts_cafile=str(self.cafile), **extra)
+            mta_sts_port=self.policies.port, mta_sts_cafile=str(self.ca.cafile), **extra)
 
     def domain(self, domain: str, mx: list[str], policy: str | None = None,
                record_id: str = "1") -> None:
@@ -69,7 +69,8 @@ def make_world(tmp_path: Path) -> Iterator[World]:
     ca = TestCA(tmp_path)
     policy_names = [f"mta-sts.{d}" for d in ("good.test", "wild.test", "nomatch.test",
                     "plain.test", "untrusted.test", "fallback.test", "testing.test",
-                    "testing2.test", "cached.test", "keep.test", "off.test")]
+                    "testing2.test", "cached.test", "keep.test", "off.test",
+                    "xn--bcher-kva.test")]
     port = shared_port([GOOD, UNTRUSTED, PLAIN])
     hosts = {
         GOOD: mx_host(GOOD, port, cert=ca.issue(*GOOD_NAMES)),
@@ -82,7 +83,7 @@ def make_world(tmp_path: Path) -> Iterator[World]:
                 "mx3.fallback.test": {"A": PLAIN}}
     try:
         with DnsStub(records) as dns, PolicyServer(ca.issue(*policy_names)) as policies:
-            yield World(dns, policies, port, ca.cafile, hosts[GOOD][1], hosts[UNTRUSTED][1],
+            yield World(dns, policies, port, ca, hosts[GOOD][1], hosts[UNTRUSTED][1],
                         hosts[PLAIN][1])
     finally:
         for controller, _ in hosts.values():

@@ -53,20 +53,24 @@ class TestCA:
         self.cafile.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
         self._issued = 0
 
-    def issue(self, *names: str) -> tuple[Path, Path]:
-        """(cert, key) files of a server certificate for `names` (SAN dNSNames)."""
+    def issue(self, *names: str, san: bool = True) -> tuple[Path, Path]:
+        """(cert, key) files of a server certificate for `names` (SAN dNSNames). Without
+        `san` the first name is only the subject CN, as in certificates of old (RFC 8461
+        §4.2 requires a DNS-ID, so MTA-STS must refuse them)."""
         key = ec.generate_private_key(ec.SECP256R1())
         subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])])
-        cert = (
+        builder = (
             _builder(subject, self.cert.subject, key.public_key())
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(_usage(ca=False), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
             .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
                 self.key.public_key()), False)
-            .sign(self.key, hashes.SHA256())
         )
+        if san:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in names]), False)
+        cert = builder.sign(self.key, hashes.SHA256())
         self._issued += 1
         cert_path = self.directory / f"server{self._issued}.pem"
         key_path = self.directory / f"server{self._issued}.key"

@@ -24,8 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from postroom.delivery.classify import LocalError
-from postroom.delivery.dns import DnsError, DnsPermanentError, Resolver
+from postroom.delivery.dns import DnsError, Resolver
 from postroom.delivery.outcomes import Result, error_result, reply_result
 from postroom.delivery.pool import Pool
 from postroom.delivery.routing import Destination, Router
@@ -39,7 +38,7 @@ from postroom.smtp.client import (
     open_session,
 )
 
-__all__ = ["DomainDelivery", "Job", "route_failed"]
+__all__ = ["DomainDelivery", "Job"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +50,6 @@ class Job:
     data: bytes
     #: signs `data` again when the client must convert it for a peer (None: not signed)
     resign: Callable[[bytes], bytes] | None = None
-
-
-def route_failed(exc: DnsError | DeliveryError, claims: Sequence[Claim]) -> list[Result]:
-    """NXDOMAIN and null MX bounce at once; a failed lookup defers, and so does a domain whose
-    MTA-STS policy names none of its MX hosts (MtaStsRefused: 4.7.5)."""
-    if isinstance(exc, DeliveryError):
-        return [error_result(c, exc) for c in claims]
-    permanent = isinstance(exc, DnsPermanentError)
-    return [error_result(c, exc.reason, kind=LocalError.DNS, permanent=permanent)
-            for c in claims]
 
 
 def _envelope(job: Job) -> tuple[str, list[str], bytes]:
@@ -215,10 +204,13 @@ class DomainDelivery:
 
     async def _session(self, address: str, dest: Destination) -> Any:
         """A session with `address`. MTA-STS enforce: TLS 1.2+ verified for the MX host name,
-        or TlsError. Testing: verified TLS first; when that fails, the usual session, and a
-        warning that enforce mode would not have delivered there (RFC 8461 §5)."""
+        or TlsError. Testing: verified TLS first (not again within the hour after it failed
+        with that host); when that fails, the usual session, and a warning that enforce mode
+        would not have delivered there (RFC 8461 §5)."""
         policies = self.router.policies if dest.mta_sts else None
         if policies is None:
+            return await self._open_session(address, dest)
+        if dest.mta_sts == "testing" and policies.unverified(dest.host):
             return await self._open_session(address, dest)
         if dest.mta_sts == "enforce" or dest.tls != "off":
             try:

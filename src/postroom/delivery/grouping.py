@@ -11,12 +11,17 @@ slow name server never holds up the rest of the batch.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import TypeAlias
 
+from postroom.delivery.classify import LocalError
+from postroom.delivery.dns import DnsError, DnsPermanentError
+from postroom.delivery.outcomes import Result, error_result
 from postroom.delivery.routing import Destination, Router
 from postroom.model import Claim
+from postroom.smtp.client import DeliveryError
 
-__all__ = ["Group", "Route", "by_destination", "resolved"]
+__all__ = ["Group", "Route", "by_destination", "resolved", "route_failed"]
 
 #: Where a domain's mail goes: its destinations, its lookup's error, or a lookup still running.
 Route: TypeAlias = list[Destination] | BaseException | asyncio.Future[list[Destination]]
@@ -75,3 +80,14 @@ async def resolved(lookup: asyncio.Future[list[Destination]]) -> list[Destinatio
         return await lookup
     except Exception as exc:
         return exc
+
+
+def route_failed(exc: DnsError | DeliveryError, claims: Sequence[Claim]) -> list[Result]:
+    """The results of a failed route: NXDOMAIN and null MX bounce at once; a failed lookup
+    defers, and so does a domain whose MTA-STS policy names none of its MX hosts
+    (MtaStsRefused: 4.7.5)."""
+    if isinstance(exc, DeliveryError):
+        return [error_result(c, exc) for c in claims]
+    permanent = isinstance(exc, DnsPermanentError)
+    return [error_result(c, exc.reason, kind=LocalError.DNS, permanent=permanent)
+            for c in claims]

@@ -7,6 +7,11 @@ nameservers`, like every other delivery lookup), with the name in SNI and Host, 
 and split-horizon setups see one consistent DNS. A client per fetch: a shared connection pool is
 keyed by address, and a connection verified for one domain's policy host must never serve
 another domain's. Fetches are rare (policies are cached for their max_age).
+
+One deadline (`timeout`, 10 s) covers the whole fetch: the name's lookup and every address.
+Connecting has shorter ones of its own (a quarter of it for the TCP connection, and again for
+the TLS handshake), so that an address that never answers leaves time for the next one
+(`_Unreachable`).
 """
 
 from __future__ import annotations
@@ -43,12 +48,25 @@ class PolicyFetcher:
     """GET https://mta-sts.<domain>/.well-known/mta-sts.txt (RFC 8461 §3.3)."""
 
     def __init__(self, resolver: DomainResolver, context: ssl.SSLContext, *, port: int = 443,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, connect_timeout: float | None = None) -> None:
         self._resolver, self._context = resolver, context
         self._port, self._timeout = port, timeout
+        self._connect_timeout = timeout / 4 if connect_timeout is None else connect_timeout
 
     async def __call__(self, domain: str) -> Policy:
         host = f"mta-sts.{domain}"
+        try:
+            async with asyncio.timeout(self._timeout):
+                body = await self._first_answer(host)
+        except TimeoutError:
+            raise FetchError(f"fetching from {host} timed out") from None
+        try:
+            return parse_policy(body)
+        except PolicyError as exc:
+            raise FetchError(f"invalid policy at {host}: {exc}") from None
+
+    async def _first_answer(self, host: str) -> bytes:
+        """The policy bytes from the first of `host`'s addresses that can be reached."""
         try:
             addresses = await self._resolver.resolve_addresses(host)
         except DnsError as exc:
@@ -56,28 +74,24 @@ class PolicyFetcher:
         error = FetchError(f"{host} has no address")
         for address in addresses:
             try:
-                return parse_policy(await self._get(host, address))
+                return await self._get(host, address)
             except _Unreachable as exc:
                 error = exc
-            except PolicyError as exc:
-                raise FetchError(f"invalid policy at {host}: {exc}") from None
         raise error
 
     async def _get(self, host: str, address: str) -> bytes:
         where = f"[{address}]" if ":" in address else address
         url = f"https://{where}:{self._port}{WELL_KNOWN}"
         headers = {"Host": host, "Accept-Encoding": "identity", "User-Agent": "postroom"}
+        timeout = httpx.Timeout(self._timeout, connect=self._connect_timeout)
         async with httpx.AsyncClient(verify=self._context, follow_redirects=False,
-                                     trust_env=False, timeout=self._timeout) as client:
+                                     trust_env=False, timeout=timeout) as client:
             try:
-                async with asyncio.timeout(self._timeout), client.stream(
-                    "GET", url, headers=headers, extensions={"sni_hostname": host}
-                ) as response:
+                async with client.stream("GET", url, headers=headers,
+                                         extensions={"sni_hostname": host}) as response:
                     return await _body(host, response)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 raise _Unreachable(f"cannot connect to {host} at {address}: {_why(exc)}") from None
-            except TimeoutError:  # before OSError, its base class
-                raise FetchError(f"fetching from {host} timed out") from None
             except (httpx.HTTPError, httpx.InvalidURL, OSError, ValueError) as exc:
                 raise FetchError(f"fetching from {host} failed: {_why(exc)}") from None
 

@@ -144,14 +144,17 @@ class Router:
         policy = await policies.policy(name)
         if policy is None or policy.mode == "none":
             return mx.hosts, ""
+        # Policies and certificates name hosts in A-label form (an implicit MX is the
+        # recipient domain itself, as written: it may be a U-label one).
+        all_hosts = tuple(MxHost(ascii_domain(h.host), h.preference) for h in mx.hosts)
         if policy.mode == "testing":
-            for h in mx.hosts:
+            for h in all_hosts:
                 if not policy.matches(h.host):
                     policies.warn(f"mx:{name}:{h.host}", "MTA-STS policy of %s (testing): MX "
                                   "host %s does not match; enforce mode would not deliver "
                                   "there", name, h.host)
-            return mx.hosts, "testing"
-        hosts = tuple(h for h in mx.hosts if policy.matches(h.host))
+            return all_hosts, "testing"
+        hosts = tuple(h for h in all_hosts if policy.matches(h.host))
         if not hosts:
             raise MtaStsRefused(f"MTA-STS policy of {name}: no MX host matches the policy "
                                 f"({', '.join(mx.names)})")

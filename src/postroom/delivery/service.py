@@ -122,6 +122,8 @@ class DeliveryService:
             with contextlib.suppress(Exception):
                 released += await asyncio.to_thread(self.store.release_leases, owner)
         await self.pool.close()
+        if self.domains.router.policies is not None:  # MTA-STS checks in the background
+            await self.domains.router.policies.close()
         log.info("delivery stopped (%d leases released)", released)
 
     async def _work(self, owner: str) -> None:

@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from postroom.delivery import outcomes, verp
-from postroom.delivery.attempt import DomainDelivery, Job, route_failed
+from postroom.delivery.attempt import DomainDelivery, Job
 from postroom.delivery.batch_inputs import BatchInputs, Loaded
 from postroom.delivery.classify import LocalError
 from postroom.delivery.copies import CopyMaker
 from postroom.delivery.dns import DnsError
-from postroom.delivery.grouping import Route, by_destination, resolved
+from postroom.delivery.grouping import Route, by_destination, resolved, route_failed
 from postroom.delivery.outcomes import Result, RetryPolicy
 from postroom.delivery.recorder import OutcomeRecorder
 from postroom.delivery.signing import SignerCache, domain_of, render_copy, resigner

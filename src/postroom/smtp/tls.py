@@ -30,12 +30,17 @@ def server_context(
     return ctx
 
 
-def client_context(verify: bool, *, cafile: str | os.PathLike[str] | None = None) -> ssl.SSLContext:
+def client_context(verify: bool, *, cafile: str | os.PathLike[str] | None = None,
+                   dns_id_only: bool = False) -> ssl.SSLContext:
     """Context for outbound STARTTLS. Without `verify` any certificate is accepted (but the
     session is still encrypted); with it, the chain and host name are checked against the
-    system trust store or `cafile`."""
+    system trust store or `cafile`. `dns_id_only`: the name must be in a subjectAltName
+    dNSName; a subject CN alone does not count (MTA-STS, RFC 8461 §4.2 and §3.3). Routes with
+    `verify = true` keep the CN fallback RFC 6125 allows for certificates without SANs."""
     if verify:
         ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=cafile)
+        if dns_id_only:
+            ctx.hostname_checks_common_name = False
     else:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
