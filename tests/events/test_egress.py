@@ -52,6 +52,24 @@ def test_a_post_to_loopback_is_refused_before_connecting() -> None:
         assert hook.requests == []
 
 
+def test_a_refused_receiver_reads_as_documented_in_the_history() -> None:
+    """WEBHOOKS.md: `refused: HOST resolves to a non-public address …`, no httpx class name."""
+    from postroom.events.sender import _describe
+
+    async def post(url: str) -> None:
+        async with httpx.AsyncClient(transport=guarded_transport(httpx.Limits())) as client:
+            await client.post(url, content=b"{}")
+
+    with HttpReceiver() as hook:
+        try:
+            asyncio.run(post(hook.url()))
+        except httpx.ConnectError as exc:
+            text = _describe(exc)
+        else:
+            raise AssertionError("not refused")
+    assert text.startswith("refused: 127.0.0.1 resolves to a non-public address"), text
+
+
 class _Inner(httpcore.AsyncNetworkBackend):
     def __init__(self) -> None:
         self.asked: list[tuple[str, int]] = []

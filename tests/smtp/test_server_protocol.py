@@ -147,6 +147,12 @@ def test_unknown_and_syntax_and_misc() -> None:
     assert "552 5.3.4 Message size exceeds fixed maximum message size" in text
 
 
+def test_hello_without_a_name_names_the_verb_used() -> None:
+    out, _, _ = drive(new(), [b"HELO\r\nEHLO\r\n"])
+    assert out.split(b"\r\n")[:2] == [b"501 5.5.4 Syntax: HELO hostname",
+                                       b"501 5.5.4 Syntax: EHLO hostname"]
+
+
 def test_too_many_recipients() -> None:
     rcpts = b"".join(b"RCPT TO:<r%d@example.org>\r\n" % i for i in range(4))
     out, _, _ = drive(new(), [b"EHLO x\r\nMAIL FROM:<a@b.co>\r\n" + rcpts])

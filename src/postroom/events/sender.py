@@ -64,7 +64,10 @@ def _final(exc: Exception) -> bool:
 
 
 def _describe(exc: Exception) -> str:
-    """The attempt's error as the delivery's history shows it."""
+    """The attempt's error as the delivery's history shows it (a refused receiver as
+    WEBHOOKS.md documents it: `refused: HOST resolves to …`, not httpx's class name)."""
+    if isinstance(exc.__cause__, RefusedTarget):
+        return str(exc)[:300]
     kind = ("invalid URL" if isinstance(exc, _INVALID_URL) else
             "connection error" if isinstance(exc, httpx.HTTPError | OSError) else "error")
     return f"{kind}: {type(exc).__name__}: {exc}"[:300]

@@ -30,7 +30,8 @@ from postroom.smtp.server_sasl import SEND_HELLO, SaslSteps
 _NESTED_MAIL = reply(503, "5.5.1", "Sender already specified")
 _NEED_MAIL = reply(503, "5.5.1", "Need MAIL command first")
 _NEED_RCPT = reply(503, "5.5.1", "Need RCPT command first")
-_HELO_SYNTAX = reply(501, "5.5.4", "Syntax: EHLO hostname")
+_HELO_SYNTAX = reply(501, "5.5.4", "Syntax: HELO hostname")
+_EHLO_SYNTAX = reply(501, "5.5.4", "Syntax: EHLO hostname")
 _UTF8_NEEDED = reply(553, "5.6.7", "Non-ASCII address requires SMTPUTF8")
 _TLS_ACTIVE = reply(503, "5.5.1", "TLS already active")
 
@@ -67,7 +68,7 @@ class CommandChecks:
     def _on_hello(self, arg: str, extended: bool) -> Event:
         name = arg.split(" ")[0] if arg else ""
         if not name:
-            return Respond(_HELO_SYNTAX)
+            return Respond(_EHLO_SYNTAX if extended else _HELO_SYNTAX)
         return Hello(name, extended)
 
     def _on_mail(self, arg: str) -> Event:
