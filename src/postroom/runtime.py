@@ -247,15 +247,15 @@ async def _start_extras(settings: Settings, store: Any, service: SubmissionServi
     import uvicorn
 
     from postroom.api.app import create_app
+    from postroom.api.serving import uvicorn_config
     from postroom.web import with_dashboard
 
     host, port = split_hostport(settings.http.listen, 8025)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         # one in-memory suppression view serves both doors: API changes reach SMTP at once
         with_dashboard(create_app(settings, store, suppression_cache=service.suppressions),
                        settings, store),
-        host=host, port=port, log_level="warning",
-        lifespan="off", access_log=False,
+        settings, host, port,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]

@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from postroom import __version__
 from postroom.api import errors
 from postroom.api.auth import KeyCache, Principal, require
+from postroom.api.limits import RequestLimits, request_limit
 from postroom.api.ratelimit import RateLimiter
 from postroom.api.routes import (
     admin,
@@ -66,6 +67,8 @@ def create_app(
         "Errors use the envelope {code, details, message, status: error}; see docs/API.md.",
     )
     errors.install(app)
+    # added last, so outermost: before the routes and the dashboard mounted beside them
+    app.add_middleware(RequestLimits, limit=request_limit(settings))
     app.state.settings = settings
     app.state.store = store
     app.state.secret = store.get_or_create_secret("links")

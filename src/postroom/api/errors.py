@@ -29,6 +29,7 @@ CODES: dict[str, tuple[int, str]] = {
     "NOT_ALLOWED": (400, "The recipient may not receive mail from this account."),
     "FILE_SIZE_EXCEEDS": (400, "The total size of the attachments has exceeded 10 MB."),
     "NOT_FOUND": (404, "No such resource."),
+    "REQUEST_TOO_LARGE": (413, "The request body is larger than this server accepts."),
     "RATE_LIMITED": (429, "Too many requests; slow down."),
     "INTERNAL_ERROR": (500, "Something went wrong on our side; try again."),
     "SERVICE_UNAVAILABLE": (503, "The store is temporarily unavailable; try again."),
@@ -113,15 +114,23 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 405:
             return JSONResponse({"code": "METHOD_NOT_ALLOWED", "details": {},
                                  "message": "Method not allowed.", "status": "error"}, 405)
+        if exc.status_code == 413:
+            return error_response(ApiError("REQUEST_TOO_LARGE"))
         return error_response(ApiError("INVALID_DATA", str(exc.detail)))
 
-    from postroom.store.errors import BatchTooLarge, StoreError
+    from postroom.store.errors import BatchTooLarge, InvalidData, StoreError
 
     @app.exception_handler(StoreError)  # handled here, so the connection stays usable
     async def _store(request: Request, exc: StoreError) -> JSONResponse:
         if isinstance(exc, BatchTooLarge):  # the request's fault: a retry cannot succeed
             return error_response(ApiError("INVALID_DATA", f"{exc}: use fewer items per request."))
         ref = secrets.token_hex(6)
+        if isinstance(exc, InvalidData):  # values the database refuses (a NUL on PostgreSQL)
+            log.warning("invalid data (ref %s) on %s %s: %s", ref, request.method,
+                        request.url.path, exc)
+            return error_response(ApiError(
+                "INVALID_DATA", "A value in the request is not one the store takes (a NUL "
+                "character, or a value too long).", {"ref": ref}))
         log.error("store error (ref %s): %s", ref, exc)
         return error_response(ApiError("SERVICE_UNAVAILABLE", details={"ref": ref}))
 

@@ -9,6 +9,7 @@ from the descriptions here (`postroom config reference`), and a test fails when 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -122,6 +123,46 @@ class HttpSettings(_Section):
         0, ge=0, description="Requests per second allowed per API key (0: unlimited); over it "
         "the API answers 429 RATE_LIMITED."
     )
+    max_request_bytes: int | None = Field(
+        None, ge=1024,
+        description="Largest request body, in bytes, for the API and the dashboard; a larger "
+        "one is answered 413 REQUEST_TOO_LARGE (a declared Content-Length at once, a streamed "
+        "body as soon as it passes the limit) and never read further. Unset: room for the "
+        "largest legitimate request, a message of [smtp] max_message_size sent base64-encoded "
+        "to send_raw (4/3 of it) or a 10 MB file upload, plus 1 MiB for the JSON around it "
+        "(27.7 MiB with the default max_message_size). A send_mail batch larger than this must "
+        "be split.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="IP addresses or networks (CIDR) of reverse proxies whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed: a request from one of them is taken to come from "
+        "the address the proxies name (the accounts' IP allow lists, the dashboard's sign-in "
+        "throttle, the addresses recorded with events). Empty: those headers are ignored and "
+        "the connecting peer is the client; set it when a proxy is in front, or every client "
+        "looks like the proxy.",
+    )
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        """Checked here: uvicorn takes a string it cannot parse as a literal host name, so a
+        typo would silently trust nothing (or the wrong thing)."""
+        out = []
+        for v in value:
+            try:
+                out.append(str(ipaddress.ip_network(v.strip(), strict=False)
+                               if "/" in v else ipaddress.ip_address(v.strip())))
+            except ValueError:
+                raise ValueError(f"not an IP address or network: {v!r}") from None
+        return out
 
 
 class StorageSettings(_Section):

@@ -22,7 +22,8 @@ M = TypeVar("M", bound=BaseModel)
 
 _ERR = {"description": "Error envelope: {code, details, message, status: error}"}
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: _ERR, 401: _ERR, 403: _ERR, 404: _ERR, 409: _ERR, 429: _ERR, 500: _ERR, 503: _ERR,
+    400: _ERR, 401: _ERR, 403: _ERR, 404: _ERR, 409: _ERR, 413: _ERR, 429: _ERR, 500: _ERR,
+    503: _ERR,
 }
 
 
@@ -64,6 +65,8 @@ async def json_document(request: Request) -> Any:
     """
     try:
         body = await request.body()
+    except HTTPException:  # the body limit's 413 (api/limits.py) stays a 413
+        raise
     except Exception as exc:
         raise HTTPException(400, "There was an error parsing the body") from exc
     if not body:
