@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
-from postroom.web.session import COOKIE, SESSION_SECONDS, SessionSigner
+import httpx
+
+from postroom.web.session import COOKIE, SECURE_COOKIE, SESSION_SECONDS, SessionSigner
 
 from .conftest import Site
 from .pages import Page
@@ -37,13 +40,32 @@ def test_sign_in_sets_a_signed_session_cookie_without_the_key(site: Site) -> Non
         assert tenant.account.name in overview.text
 
 
-def test_the_cookie_is_secure_behind_https(site: Site) -> None:
+def test_over_https_the_cookie_is_secure_and_host_prefixed(site: Site) -> None:
+    """`__Host-`: the browser keeps it only if Secure, on Path=/ and without Domain, so neither
+    a sibling host nor a plain-HTTP answer can plant a session of their choosing."""
     tenant = site.tenant()
-    with site.client() as c:  # uvicorn trusts X-Forwarded-Proto from 127.0.0.1 (a local proxy)
-        r = c.post("/dashboard/login", data={"key": tenant.key},
-                   headers={"X-Forwarded-Proto": "https"})
-    assert r.status_code == 303
-    assert "secure" in [a.strip().lower() for a in r.headers["set-cookie"].split(";")]
+    https = {"X-Forwarded-Proto": "https"}  # uvicorn trusts it from 127.0.0.1 (a local proxy)
+    with site.client() as c:
+        r = c.post("/dashboard/login", data={"key": tenant.key}, headers=https)
+        assert r.status_code == 303
+        attrs = [a.strip().lower() for a in r.headers["set-cookie"].split(";")]
+        assert attrs[0].startswith(f"{SECURE_COOKIE.lower()}=v1.")
+        assert "secure" in attrs and "path=/" in attrs and not any(
+            a.startswith("domain") for a in attrs)
+        value = r.headers["set-cookie"].split(";")[0].split("=", 1)[1]
+        c.cookies.clear()
+        assert c.get("/dashboard/", headers={**https, "Cookie": f"{SECURE_COOKIE}={value}"}
+                     ).status_code == 200
+        # the plain name is not read over HTTPS (nor the prefixed one over HTTP)
+        assert c.get("/dashboard/", headers={**https, "Cookie": f"{COOKIE}={value}"}
+                     ).status_code == 303
+        assert c.get("/dashboard/", headers={"Cookie": f"{SECURE_COOKIE}={value}"}
+                     ).status_code == 303
+        r = c.post("/dashboard/logout", headers={**https, "Cookie": f"{SECURE_COOKIE}={value}"})
+        assert r.status_code == 403  # no CSRF token; a signed-out redirect clears it below
+        r = c.get("/dashboard/", headers={**https, "Cookie": f"{SECURE_COOKIE}=forged"})
+        assert r.status_code == 303 and r.headers["set-cookie"].startswith(f'{SECURE_COOKIE}=""')
+        assert "Path=/;" in r.headers["set-cookie"] + ";"
 
 
 def test_unknown_key_and_key_without_read_scope_are_refused(site: Site) -> None:
@@ -157,3 +179,29 @@ def test_pages_share_the_keys_api_rate_limit(site: Site) -> None:
         assert b.http.get("/v1/ping", headers=api).status_code == 200
         r = b.get("/dashboard/webhooks")
         assert r.status_code == 429 and "Too many requests" in Page(r.text).by_id("error")
+
+
+def test_parallel_guesses_count_before_they_are_checked(site: Site) -> None:
+    """The attempt is counted before the form is read: 30 guesses sent at once get 5 answers
+    (the limit), not 30."""
+    with site.own_server(smtp={"auth_failure_limit": 5, "auth_failure_window": 300}) as b:
+        async def burst() -> list[int]:
+            async with httpx.AsyncClient(base_url=b.http.base_url, timeout=30) as c:
+                answers = await asyncio.gather(*[
+                    c.post("/dashboard/login", data={"key": f"pr_wrong{i}"}) for i in range(30)])
+            return [r.status_code for r in answers]
+
+        codes = asyncio.run(burst())
+        assert codes.count(401) == 5 and codes.count(429) == 25
+
+
+def test_signing_in_with_a_key_of_ones_own_does_not_wipe_failures(site: Site) -> None:
+    tenant = site.tenant()
+    with site.own_server(smtp={"auth_failure_limit": 3, "auth_failure_window": 300}) as b:
+        for _ in range(2):
+            assert b.post("/dashboard/login", data={"key": "wrong"}).status_code == 401
+        assert b.post("/dashboard/login", data={"key": tenant.key}).status_code == 303
+        b.http.cookies.clear()
+        assert b.post("/dashboard/login", data={"key": "wrong"}).status_code == 401
+        assert b.post("/dashboard/login", data={"key": "wrong"}).status_code == 429
+        assert b.post("/dashboard/login", data={"key": tenant.key}).status_code == 429

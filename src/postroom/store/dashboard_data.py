@@ -1,43 +1,39 @@
 """Reads behind the web dashboard (`postroom.web`) that `Store` does not offer.
 
 The dashboard searches where the API only filters (parts of a sender, a subject or a recipient),
-counts an account's activity per day, pages suppressions and reads the header block of a stored
-message. All of it is SQLAlchemy Core on the existing tables and indexes, on SQLite and
-PostgreSQL alike: no new schema, so nothing here needs a migration.
+counts an account's activity per day, pages suppressions, reads the header block of a stored
+message and pages its timeline newest first (the message reads are in `dashboard_messages`).
+All of it is SQLAlchemy Core on the existing tables and indexes, on SQLite and PostgreSQL
+alike: no new schema, so nothing here needs a migration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal_column, or_, select
+from sqlalchemy import case, func, literal_column, select
 
-from postroom.model.records import Account, ApiKey, MessageRecord, RecipientRecord, Suppression
+from postroom.model.records import Account, ApiKey, Suppression
 from postroom.store import rows
+from postroom.store.dashboard_messages import (
+    EventPage,
+    HeaderBlock,
+    MessageFilter,
+    MessagePage,
+    MessageRow,
+    find_messages,
+    message_events,
+    message_head,
+)
 from postroom.store.engine import Database
-from postroom.store.schema import accounts, api_keys, events, messages, recipients, suppressions
+from postroom.store.schema import accounts, api_keys, events, messages, suppressions
 
-#: Every message column except the raw bytes.
-_MESSAGE_COLUMNS = [c for c in messages.c if c.name != "raw"]
-#: Rows read per round when the tag or campaign (inside the JSON options) is filtered in Python.
-_OPTIONS_WINDOW = 1000
+__all__ = ["MESSAGES", "DashboardData", "EventPage", "HeaderBlock", "MessageFilter",
+           "MessagePage", "MessageRow"]
+
 #: Key under which `activity` counts accepted messages (beside the event types).
 MESSAGES = "messages"
-
-
-@dataclass(frozen=True, slots=True)
-class MessageFilter:
-    """Case-insensitive substrings (recipient, sender, subject) and exact values (the rest)."""
-
-    recipient: str = ""
-    sender: str = ""
-    subject: str = ""
-    status: str = ""
-    tag: str = ""
-    campaign: str = ""
 
 
 def active_key(db: Database, key_id: str) -> tuple[ApiKey, Account] | None:
@@ -51,78 +47,6 @@ def active_key(db: Database, key_id: str) -> tuple[ApiKey, Account] | None:
     values = row._mapping
     return (rows.api_key({c.name: values[c] for c in api_keys.c}),
             rows.account({c.name: values[c] for c in accounts.c}))
-
-
-def _like(column: Any, text: str) -> Any:
-    return func.lower(column).contains(text.lower(), autoescape=True)
-
-
-def find_messages(db: Database, account_id: str, where: MessageFilter, *, limit: int,
-                  before: str | None = None) -> list[MessageRecord]:
-    """The account's messages matching `where`, newest first, with their recipients.
-
-    `before` is the last id of the previous page (ids are time-ordered)."""
-    query = select(*_MESSAGE_COLUMNS).where(messages.c.account_id == account_id)
-    if before:
-        query = query.where(messages.c.id < before)
-    if where.sender:
-        query = query.where(or_(_like(messages.c.mail_from, where.sender),
-                                _like(messages.c.header_from, where.sender)))
-    if where.subject:
-        query = query.where(_like(messages.c.subject, where.subject))
-    if where.status or where.recipient:
-        cond = [recipients.c.message_id == messages.c.id]
-        if where.status:
-            cond.append(recipients.c.status == where.status)
-        if where.recipient:
-            cond.append(_like(recipients.c.address, where.recipient))
-        query = query.where(exists().where(and_(*cond)))
-    query = query.order_by(messages.c.id.desc())
-    with db.read() as conn:
-        if where.tag or where.campaign:
-            found = _options_filtered(conn, query, where, limit)
-        else:
-            found = list(conn.execute(query.limit(limit)))
-        rcpts = _recipients_for(conn, [r.id for r in found])
-    return [rows.message(r._mapping, tuple(rcpts[r.id])) for r in found]
-
-
-def _options_filtered(conn: Any, query: Any, where: MessageFilter, limit: int) -> list[Any]:
-    """Options are JSON: filter in Python, a window at a time, until `limit` rows match."""
-    out: list[Any] = []
-    last: str | None = None
-    while len(out) < limit:
-        page = query if last is None else query.where(messages.c.id < last)
-        found = conn.execute(page.limit(_OPTIONS_WINDOW)).all()
-        out += [r for r in found if _options_match(r.options or {}, where)]
-        if len(found) < _OPTIONS_WINDOW:
-            break
-        last = found[-1].id
-    return out[:limit]
-
-
-def _options_match(opts: dict[str, Any], where: MessageFilter) -> bool:
-    if where.campaign and where.campaign not in (opts.get("campaign_id"),
-                                                 opts.get("campaign_name")):
-        return False
-    return not (where.tag and where.tag not in (opts.get("tags") or ()))
-
-
-def _recipients_for(conn: Any, ids: Sequence[str]) -> dict[str, list[RecipientRecord]]:
-    found: dict[str, list[RecipientRecord]] = {i: [] for i in ids}
-    if ids:
-        query = select(recipients).where(recipients.c.message_id.in_(list(ids)))
-        for row in conn.execute(query.order_by(recipients.c.id)):
-            found[row.message_id].append(rows.recipient(row._mapping))
-    return found
-
-
-def message_head(db: Database, message_id: str, size: int = 65536) -> bytes:
-    """The first `size` bytes of the stored message (its header block, usually), not the body."""
-    query = select(func.substr(messages.c.raw, 1, size)).where(messages.c.id == message_id)
-    with db.read() as conn:
-        value = conn.execute(query).scalar_one_or_none()
-    return bytes(value) if value is not None else b""
 
 
 def activity(db: Database, account_id: str, now: datetime, days: int = 7
@@ -190,11 +114,15 @@ class DashboardData:
         return active_key(self._db, key_id)
 
     def find_messages(self, account_id: str, where: MessageFilter, *, limit: int,
-                      before: str | None = None) -> list[MessageRecord]:
+                      before: str | None = None) -> MessagePage:
         return find_messages(self._db, account_id, where, limit=limit, before=before)
 
-    def message_head(self, message_id: str) -> bytes:
+    def message_head(self, message_id: str) -> HeaderBlock:
         return message_head(self._db, message_id)
+
+    def message_events(self, message_id: str, *, limit: int, before: int | None = None
+                       ) -> EventPage:
+        return message_events(self._db, message_id, limit=limit, before=before)
 
     def activity(self, account_id: str, now: datetime) -> dict[str, dict[str, int]]:
         return activity(self._db, account_id, now)

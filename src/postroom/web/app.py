@@ -12,6 +12,7 @@ import logging
 import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -22,15 +23,26 @@ from starlette.routing import Route
 
 from postroom.config.settings import Settings
 from postroom.store.dashboard_data import DashboardData
-from postroom.store.errors import StoreError
-from postroom.submission.throttle import AuthThrottle
+from postroom.store.errors import InvalidData, StoreError
 from postroom.web import auth, messages, overview, suppressions, webhooks
-from postroom.web.context import Dashboard
+from postroom.web.context import Dashboard, has_control
 from postroom.web.render import SECURITY_HEADERS, error_page
 from postroom.web.session import SessionSigner
+from postroom.web.throttle import SignInThrottle
 
 log = logging.getLogger("postroom.web")
 PREFIX = "/dashboard"
+
+
+def _refused(scope: Any) -> tuple[int, str] | None:
+    """An error for a path or query with control characters, before any page sees them."""
+    if has_control(scope.get("path", "")):
+        return 404, "No such page."
+    query = scope.get("query_string", b"").decode("latin-1")
+    if any(has_control(k) or has_control(v) for k, v in parse_qsl(query,
+                                                                    keep_blank_values=True)):
+        return 400, "The address holds control characters, which no field here takes."
+    return None
 
 
 def _noop(account_id: str, address: str) -> None:
@@ -38,8 +50,11 @@ def _noop(account_id: str, address: str) -> None:
 
 
 class Guard:
-    """Pure ASGI middleware: the security headers on every response, and an error page (logged
-    under a reference, no internals shown) instead of an exception escaping to the server."""
+    """Pure ASGI middleware: the security headers on every response; a 404/400 page for a path
+    or query with control characters; and an error page (logged under a reference, no
+    internals shown) instead of an exception escaping to the server: 400 when the store
+    refused the request's values (`InvalidData`: the client's doing), 503 when the store is
+    unavailable, else 500."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -59,18 +74,27 @@ class Guard:
                                       if k.lower() not in names] + SECURITY_HEADERS
             await send(message)
 
+        refused = _refused(scope)
+        if refused is not None:
+            await error_page(Request(scope), *refused)(scope, receive, with_headers)
+            return
         try:
             await self.app(scope, receive, with_headers)
         except Exception as exc:
             if started:
                 raise
             ref = secrets.token_hex(6)
-            unavailable = isinstance(exc, StoreError)
-            log.error("dashboard %s (ref %s) on %s %s",
-                      "store error" if unavailable else "internal error", ref,
-                      scope.get("method"), scope.get("path"), exc_info=not unavailable)
-            status, text = (503, "The store is unavailable; try again shortly.") \
-                if unavailable else (500, "Something went wrong on our side.")
+            if isinstance(exc, InvalidData):
+                log.info("dashboard request refused by the store (ref %s) on %s %s: %s", ref,
+                         scope.get("method"), scope.get("path"), exc)
+                status, text = 400, "The request holds values the store cannot take."
+            else:
+                unavailable = isinstance(exc, StoreError)
+                log.error("dashboard %s (ref %s) on %s %s",
+                          "store error" if unavailable else "internal error", ref,
+                          scope.get("method"), scope.get("path"), exc_info=not unavailable)
+                status, text = (503, "The store is unavailable; try again shortly.") \
+                    if unavailable else (500, "Something went wrong on our side.")
             response = error_page(Request(scope), status, f"{text} (reference {ref})")
             await response(scope, receive, with_headers)
 
@@ -110,7 +134,7 @@ def create_dashboard(settings: Settings, store: Any, *,
     app.state.dashboard = Dashboard(
         settings=settings, store=store, data=DashboardData(store),
         sessions=SessionSigner(store.get_or_create_secret("dashboard")),
-        throttle=AuthThrottle(s.auth_failure_limit, s.auth_failure_window),
+        throttle=SignInThrottle(s.auth_failure_limit, s.auth_failure_window),
         suppression_removed=suppression_removed, allow=allow)
     return app
 

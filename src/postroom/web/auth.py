@@ -2,10 +2,13 @@
 
 A key needs the `read` scope to sign in (the API's rule for everything the dashboard shows);
 removing a suppression needs `send`, as in the API. Failed sign-ins are counted per client IP
-with the SMTP AUTH limits (`[smtp] auth_failure_limit` within `auth_failure_window`): past the
-third, each failure waits a little longer, and past the limit the IP is refused until its
-failures age out. Every POST must come from the dashboard's own origin (when the browser says
-where it comes from), on top of the SameSite=Strict cookie and the CSRF token.
+with the SMTP AUTH limits (`[smtp] auth_failure_limit` within `auth_failure_window`), each
+attempt from when it starts (see `web/throttle.py`): past the third, each failure waits a little
+longer, and past the limit the IP is refused until its failures age out; a success does not
+wipe them. Every POST must come from the dashboard's own origin (when the browser says where it
+comes from), on top of the SameSite=Strict cookie and the CSRF token. Over HTTPS the cookie is
+`__Host-` prefixed (Secure, Path=/, no Domain), so no sibling host and no plain-HTTP answer can
+plant one.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from postroom.submission import checks
 from postroom.submission.keys import hash_key
 from postroom.web.context import Viewer, dashboard, run
 from postroom.web.render import error_page, href, page
-from postroom.web.session import COOKIE, SESSION_SECONDS
+from postroom.web.session import COOKIE, SECURE_COOKIE, SESSION_SECONDS
 
 #: Why a sign-in page is shown, by the `reason` in its URL.
 REASONS = {
@@ -49,11 +52,11 @@ async def signed_in(request: Request) -> Viewer:
     active with the read scope, that this client IP is allowed for the account, and that the
     key is within the API's rate limit (`[http] rate_limit_per_second`, which it shares)."""
     dash = dashboard(request)
-    cookie = request.cookies.get(COOKIE)
+    cookie = request.cookies.get(_cookie(request)[0])
     session = dash.sessions.read(cookie)
     if session is None:
         raise SignInRequired("ended" if cookie else "")
-    found = await run(dash.data.active_key, session.key_id)
+    found = await run(request, None, dash.data.active_key, session.key_id)
     if found is None or "read" not in found[0].scopes:
         raise SignInRequired("ended")
     key, account = found
@@ -67,7 +70,7 @@ async def signed_in(request: Request) -> Viewer:
 def sign_in_redirect(request: Request, exc: Exception) -> Response:
     reason = exc.reason if isinstance(exc, SignInRequired) else ""
     response = RedirectResponse(href(request, "/login", reason=reason), status_code=303)
-    if COOKIE in request.cookies:
+    if _cookie(request)[0] in request.cookies:
         _clear(request, response)
     return response
 
@@ -94,9 +97,18 @@ def _secure(request: Request) -> bool:
     return request.url.scheme == "https" or public.startswith("https:")
 
 
+def _cookie(request: Request) -> tuple[str, str]:
+    """The session cookie's name and path: `__Host-…` on `/` over HTTPS (the prefix demands
+    Secure and Path=/), else the plain name scoped to the dashboard's path."""
+    if _secure(request):
+        return SECURE_COOKIE, "/"
+    return COOKIE, request.scope.get("root_path") or "/"
+
+
 def _clear(request: Request, response: Response) -> None:
-    response.delete_cookie(COOKIE, path=request.scope.get("root_path") or "/",
-                           secure=_secure(request), httponly=True, samesite="strict")
+    name, path = _cookie(request)
+    response.delete_cookie(name, path=path, secure=_secure(request), httponly=True,
+                           samesite="strict")
 
 
 async def login_form(request: Request) -> Response:
@@ -112,13 +124,15 @@ async def login(request: Request) -> Response:
     dash, ip = dashboard(request), client_ip(request)
     if not same_origin(request):
         return error_page(request, 403, "Cross-site form submissions are refused.")
-    if dash.throttle.blocked(ip):
+    attempt = dash.throttle.begin(ip)  # before any await: parallel guesses count at once
+    if attempt is None:
         await asyncio.sleep(1.0)
         return page(request, "login.html", http_status=429, notice="",
                     error="Too many failed sign-ins from your address: wait a few minutes.")
     form = await request.form()
     token = str(form.get("key") or "").strip()
-    found = await run(dash.store.find_api_key, hash_key(token)) if token else None
+    found = await run(request, None, dash.store.find_api_key, hash_key(token)) \
+        if token else None
     status, problem = 401, "Unknown or revoked API key."
     if found is not None:
         key, account = found
@@ -130,17 +144,17 @@ async def login(request: Request) -> Response:
         else:
             status, problem = 0, ""
     if problem:
-        pause = dash.throttle.record_failure(ip)
+        pause = dash.throttle.failed(ip)
         if pause:
             await asyncio.sleep(pause)
         return page(request, "login.html", http_status=status, notice="", error=problem)
-    dash.throttle.record_success(ip)
+    dash.throttle.succeeded(ip, attempt)
     assert found is not None
     _, cookie = dash.sessions.issue(found[0].id)
     response = RedirectResponse(href(request, "/"), status_code=303)
-    response.set_cookie(COOKIE, cookie, max_age=SESSION_SECONDS,
-                        path=request.scope.get("root_path") or "/", secure=_secure(request),
-                        httponly=True, samesite="strict")
+    name, path = _cookie(request)
+    response.set_cookie(name, cookie, max_age=SESSION_SECONDS, path=path,
+                        secure=_secure(request), httponly=True, samesite="strict")
     return response
 
 

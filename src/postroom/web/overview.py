@@ -20,7 +20,8 @@ WINDOWS = [("24h", "Last 24 hours"), ("7d", "Last 7 days")]
 
 async def overview(request: Request) -> Response:
     viewer = await signed_in(request)
-    counts = await run(dashboard(request).data.activity, viewer.account.id, datetime.now(UTC))
+    counts = await run(request, viewer.account.id, dashboard(request).data.activity,
+                       viewer.account.id, datetime.now(UTC))
     days = [(label, row) for label, row in counts.items() if label not in dict(WINDOWS)]
     return page(request, "overview.html", viewer=viewer, columns=COLUMNS,
                 windows=[(key, title, counts[key]) for key, title in WINDOWS],

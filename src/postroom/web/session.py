@@ -20,8 +20,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-#: The cookie's name (scoped to the dashboard's path).
+#: The cookie's name over plain HTTP (scoped to the dashboard's path), and over HTTPS (the
+#: `__Host-` prefix: the browser takes it only with Secure, Path=/ and no Domain).
 COOKIE = "postroom_dashboard"
+SECURE_COOKIE = "__Host-" + COOKIE
 #: How long a sign-in lasts. Sign-out deletes the browser's cookie; a copy of it stays valid
 #: until this runs out or the key is revoked (sessions are not stored server-side).
 SESSION_SECONDS = 8 * 3600

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from postroom.web.auth import checked_form, signed_in, stale_form
-from postroom.web.context import dashboard, run
+from postroom.web.context import dashboard, has_control, run
 from postroom.web.render import error_page, href, page
 
 PAGE_SIZE = 100
@@ -21,8 +21,8 @@ async def suppression_list(request: Request) -> Response:
     viewer = await signed_in(request)
     q = request.query_params
     search, after = q.get("q", "").strip()[:320], q.get("after", "")[:320] or None
-    found = await run(dashboard(request).data.find_suppressions, viewer.account.id,
-                      search=search, limit=PAGE_SIZE + 1, after=after)
+    found = await run(request, viewer.account.id, dashboard(request).data.find_suppressions,
+                      viewer.account.id, search=search, limit=PAGE_SIZE + 1, after=after)
     rows = found[:PAGE_SIZE]
     return page(request, "suppressions.html", viewer=viewer, rows=rows, search=search,
                 removed=q.get("removed", "")[:320], paged=after is not None,
@@ -41,7 +41,9 @@ async def remove(request: Request) -> Response:
                           "suppression.", viewer)
     address = str(form.get("email") or "").strip()
     dash = dashboard(request)
-    if not address or not await run(dash.store.remove_suppression, viewer.account.id, address):
+    if not address or has_control(address) or not await run(
+            request, viewer.account.id, dash.store.remove_suppression, viewer.account.id,
+            address):
         return error_page(request, 404, "That address is not suppressed.", viewer)
     dash.suppression_removed(viewer.account.id, address)
     return RedirectResponse(href(request, "/suppressions", removed=address.lower()),
