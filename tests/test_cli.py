@@ -33,12 +33,13 @@ def run(config: str, *args: str) -> tuple[int, str]:
 
 
 def test_accounts_keys_and_revocation(config: str) -> None:
-    code, out = run(config, "accounts", "create", "shop", "--sender-domain", "shop.example",
-                    "--sender-address", "a@gmail.com", "--bounce-address", "b@shop.example",
-                    "--daily-limit", "10", "--allow-ip", "10.0.0.0/8", "--trusted-network",
-                    "192.168.1.0/24", "--json")
-    assert code == 0, out
-    account = json.loads(out)
+    created = runner.invoke(app, [
+        "accounts", "create", "shop", "--sender-domain", "shop.example", "--sender-address",
+        "a@gmail.com", "--bounce-address", "b@shop.example", "--daily-limit", "10",
+        "--allow-ip", "10.0.0.0/8", "--trusted-network", "192.168.1.0/24", "--json",
+        "--config", config])
+    assert created.exit_code == 0, created.output
+    account = json.loads(created.stdout)  # stderr says a new store was made
     assert account["allow_ips"] == ["10.0.0.0/8"] and account["daily_limit"] == 10
     code, out = run(config, "keys", "create", "--account", "shop", "--json")
     key = json.loads(out)
@@ -179,6 +180,7 @@ def test_store_errors_are_one_line_not_a_traceback(
     def rejected(*_args: object, **_kwargs: object) -> None:
         raise InvalidData("rejected by the database: value too long\nDETAIL: more")
 
+    assert run(config, "accounts", "create", "a", "--sender-domain", "a.example")[0] == 0
     monkeypatch.setattr(Store, "list_accounts", rejected)
     result = runner.invoke(app, ["accounts", "list", "--config", config])
     assert result.exit_code == 1, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from postroom.model import Account, ApiKey
@@ -79,6 +80,68 @@ def update_settings(store: Any, account_id: str, **fields: Any) -> Account:
     """Apply the settings given (None leaves a setting alone); returns the account."""
     store.update_account(account_id, checked_settings(**fields))
     found = store.get_account(account_id)
+    if found is None:
+        raise LookupError(f"no account {account_id!r}")
+    return found
+
+
+#: Each account list, as an operator names it (errors) and as it is normalised for storing.
+LISTS = {"sender_domains": "sender domain", "sender_addresses": "sender address",
+         "allow_ips": "allowed IP network", "trusted_networks": "trusted network"}
+
+
+def _normal_entries(field: str, values: Sequence[str]) -> list[str]:
+    """Entries checked as `create_account` checks them; ValueError names the first bad one."""
+    if field == "sender_domains":
+        domains = [d.strip().lower().rstrip(".") for d in values]
+        for d in domains:
+            if not _domain_ok(d):
+                raise ValueError(f"not a domain: {d!r}")
+        return domains
+    if field == "sender_addresses":
+        for a in values:
+            if not is_valid_mailbox(a.strip()):
+                raise ValueError(f"not an email address: {a!r}")
+        return [a.strip() for a in values]
+    return validate_networks(list(values))
+
+
+def change_lists(
+    store: Any,
+    account_id: str,
+    *,
+    add: Mapping[str, Sequence[str]],
+    remove: Mapping[str, Sequence[str]],
+) -> Account:
+    """Add, then remove, entries of the account's lists (`LISTS`) in one transaction.
+
+    Raises ValueError (user-facing, nothing changed) for a bad entry, for removing an entry the
+    account does not have (a typo should not pass for success), and for removing the last
+    sender domain and address (as `create_account` refuses an account without either)."""
+    adding = {f: _normal_entries(f, v) for f, v in add.items() if v}
+    removing = {f: _normal_entries(f, v) for f, v in remove.items() if v}
+
+    def change(current: Account) -> dict[str, list[str]]:
+        lists: dict[str, list[str]] = {}
+        for field in {*adding, *removing}:
+            entries = list(getattr(current, field))
+            for value in adding.get(field, []):
+                if value.lower() not in (e.lower() for e in entries):
+                    entries.append(value)
+            for value in removing.get(field, []):
+                kept = [e for e in entries if e.lower() != value.lower()]
+                if len(kept) == len(entries):
+                    raise ValueError(f"account {current.name} has no {LISTS[field]} {value!r}")
+                entries = kept
+            lists[field] = entries
+        senders = lists.get("sender_domains", current.sender_domains), lists.get(
+            "sender_addresses", current.sender_addresses)
+        if ({"sender_domains", "sender_addresses"} & removing.keys()) and not any(senders):
+            raise ValueError("an account needs at least one sender domain or sender address: "
+                             "add another before removing the last")
+        return lists
+
+    found = store.change_account_lists(account_id, change)
     if found is None:
         raise LookupError(f"no account {account_id!r}")
     return found

@@ -35,6 +35,24 @@ def store_error_message(exc: Exception) -> str:
 
 app = typer.Typer(cls=_Commands, no_args_is_help=True, add_completion=False,
                   help="Postroom: a self-hosted SMTP API.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from postroom import __version__
+
+        typer.echo(f"postroom {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    pass
+
+
 accounts_app = typer.Typer(no_args_is_help=True, help="Sending accounts.")
 keys_app = typer.Typer(no_args_is_help=True, help="API keys (SMTP password / HTTP bearer).")
 messages_app = typer.Typer(no_args_is_help=True, help="Queued messages and their recipients.")
@@ -72,13 +90,44 @@ def settings_from(config: Path | None) -> Settings:
         raise fail(str(exc), 2) from None
 
 
-def open_store(settings: Settings) -> Any:
+def open_store(settings: Settings, *, create: bool = False) -> Any:
+    """Open the configured store. A missing SQLite file is an error (a command run from another
+    directory would otherwise make an empty store there, with data_dir "data" relative to the
+    working directory) unless `create`: only the setup commands that may run before the first
+    `serve` (`accounts create`, `domains add`) pass it, and they say where the store now is."""
     from postroom.store.api import Store
+    from postroom.store.location import sqlite_file
 
+    path = sqlite_file(settings.storage_url)
+    missing = path is not None and not path.exists()
+    if missing and not create:
+        raise fail(missing_store_message(settings, path))
     try:
-        return Store.open(settings.storage_url)
+        store = Store.open(settings.storage_url)
     except Exception as exc:  # a bad URL or an unreachable database: say so plainly
         raise fail(f"cannot open the store at {redact(settings.storage_url)}: {exc}") from None
+    if missing:
+        typer.echo(f"note: created a new store at {path}", err=True)
+    return store
+
+
+def missing_store_message(settings: Settings, path: Path | None) -> str:
+    """One line: the path looked at, why there, and how to point at the right store."""
+    if settings.storage.url:
+        where, override = "[storage] url", "$POSTROOM_STORAGE__URL"
+    else:
+        where, override = f"data_dir {str(settings.data_dir)!r}", "$POSTROOM_DATA_DIR"
+    relative = (f" relative to the working directory {Path.cwd()}"
+                if path is not None and not _given_absolute(settings) else "")
+    return (f"no store at {path} ({where}{relative}); point at yours with --config FILE, "
+            f"$POSTROOM_CONFIG or {override} (`postroom serve` or `postroom accounts create` "
+            "makes a new one)")
+
+
+def _given_absolute(settings: Settings) -> bool:
+    if settings.storage.url:
+        return settings.storage.url.startswith("sqlite:////")
+    return settings.data_dir.expanduser().is_absolute()
 
 
 def redact(url: str) -> str:

@@ -37,6 +37,8 @@ def files_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Upload a file; prints its key (use it in X-TM-FILE-KEY or attachments[].id)."""
+    if path.is_dir():
+        raise fail(f"{path} is a directory, not a file", 2)
     if not path.is_file():
         raise fail(f"no such file: {path}", 2)
     if path.stat().st_size > MAX_FILE_BYTES:

@@ -40,11 +40,13 @@ def serve(config: ConfigOpt = None) -> None:
 
 @messages_app.command("show")
 def messages_show(
-    message_id: Annotated[str, typer.Argument(help="Message id.")],
+    message_id: Annotated[str, typer.Argument(help="Message id (<id> as SMTP replies show it is fine).")],
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Show one message: envelope, recipients with their status, and its event history."""
+    # as the SMTP reply shows it: `Message queued as <id>` (ids are lowercase)
+    message_id = message_id.strip().removeprefix("<").removesuffix(">").strip().lower()
     store = open_store(settings_from(config))
     record = store.get_message(message_id)
     if record is None:

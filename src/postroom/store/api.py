@@ -24,6 +24,7 @@ from postroom.model.records import (
     Suppression,
 )
 from postroom.store import accounts, claim, delivery, domains, migrate, outbound, reads, rows
+from postroom.store.account_lists import AccountListsMixin
 from postroom.store.commit import COMMIT_TIMEOUT, GroupCommitWriter
 from postroom.store.domains import DkimKey
 from postroom.store.engine import Database
@@ -32,7 +33,7 @@ from postroom.store.outbound import Finish, FollowUps
 from postroom.store.webhook_methods import WebhookStoreMixin
 
 
-class Store(HttpStoreMixin, WebhookStoreMixin):
+class Store(HttpStoreMixin, WebhookStoreMixin, AccountListsMixin):
     """The durable queue and everything else Postroom keeps (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str, *, relaxed: bool = False,
