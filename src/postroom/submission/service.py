@@ -95,10 +95,16 @@ class SubmissionService:
 
     async def authenticate(self, session: Session, username: str, password: str) -> Reply:
         ip = session.peer_ip
-        if self.throttle.blocked(ip):
-            await asyncio.sleep(1.0)
+        attempt = self.throttle.begin(ip)  # before any await: parallel guesses count at once
+        if attempt is None:  # over the limit, maybe for lookups still running: wait for one
+            attempt = await self.throttle.begin_when_free(ip)
+        if attempt is None:
             return R.R454_AUTH_THROTTLED
-        found = await asyncio.to_thread(self.store.find_api_key, hash_key(password))
+        try:
+            found = await asyncio.to_thread(self.store.find_api_key, hash_key(password))
+        except BaseException:  # no verdict reached the client (store trouble, hang-up)
+            self.throttle.withdraw(ip, attempt)
+            raise
         verdict: Reply | None = None
         if found is None or not checks.username_accepted(found[1], username):
             verdict = R.R535_AUTH_FAILED
@@ -107,12 +113,12 @@ class SubmissionService:
         elif "send" not in found[0].scopes:
             verdict = R535_SCOPE
         if verdict is not None:
-            pause = self.throttle.record_failure(ip)
+            pause = self.throttle.failed(ip)
             if pause:
                 await asyncio.sleep(pause)
             log.info("auth failed from %s (user %r)", ip, username[:64])
             return verdict
-        self.throttle.record_success(ip)
+        self.throttle.succeeded(ip, attempt)  # only this attempt: earlier failures stay
         assert found is not None
         session.identity = found[1]
         session.state["key_id"] = found[0].id
