@@ -6,7 +6,9 @@ import asyncio
 import time
 
 import httpx
+import pytest
 
+from postroom.store.errors import StoreUnavailable
 from postroom.web.session import COOKIE, SECURE_COOKIE, SESSION_SECONDS, SessionSigner
 
 from .conftest import Site
@@ -205,3 +207,20 @@ def test_signing_in_with_a_key_of_ones_own_does_not_wipe_failures(site: Site) ->
         assert b.post("/dashboard/login", data={"key": "wrong"}).status_code == 401
         assert b.post("/dashboard/login", data={"key": "wrong"}).status_code == 429
         assert b.post("/dashboard/login", data={"key": tenant.key}).status_code == 429
+
+
+def test_sign_ins_the_store_could_not_answer_are_not_failures(
+        site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store outage during sign-in (simulated: a real one is not cheap to make here) gives
+    503 and no verdict about the key, so it must not count: after it, the limit is whole."""
+    tenant = site.tenant()
+    with site.own_server(smtp={"auth_failure_limit": 2, "auth_failure_window": 300}) as b:
+        def unavailable(*args: object) -> None:
+            raise StoreUnavailable("down")
+
+        monkeypatch.setattr(site.store, "find_api_key", unavailable)
+        for _ in range(4):
+            assert b.post("/dashboard/login", data={"key": tenant.key}).status_code == 503
+        monkeypatch.undo()
+        assert b.post("/dashboard/login", data={"key": "wrong"}).status_code == 401
+        assert b.post("/dashboard/login", data={"key": tenant.key}).status_code == 303

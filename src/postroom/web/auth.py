@@ -129,10 +129,14 @@ async def login(request: Request) -> Response:
         await asyncio.sleep(1.0)
         return page(request, "login.html", http_status=429, notice="",
                     error="Too many failed sign-ins from your address: wait a few minutes.")
-    form = await request.form()
-    token = str(form.get("key") or "").strip()
-    found = await run(request, None, dash.store.find_api_key, hash_key(token)) \
-        if token else None
+    try:
+        form = await request.form()
+        token = str(form.get("key") or "").strip()
+        found = await run(request, None, dash.store.find_api_key, hash_key(token)) \
+            if token else None
+    except BaseException:  # no answer about the key reached the client: not a failure
+        dash.throttle.withdraw(ip, attempt)
+        raise
     status, problem = 401, "Unknown or revoked API key."
     if found is not None:
         key, account = found
