@@ -2,8 +2,9 @@
 
 Sources, strongest first: environment variables `POSTROOM_<SECTION>__<KEY>` (for example
 `POSTROOM_SMTP__MAX_RECIPIENTS=500`; lists and tables as JSON), then the TOML file named by
-`--config PATH` or `POSTROOM_CONFIG`, then the defaults below. Unknown keys in the file are an
-error, so a typo never silently falls back to a default. `docs/CONFIGURATION.md` is generated
+`--config PATH` or `POSTROOM_CONFIG`, then the defaults below. Unknown keys in the file or the
+environment (and an unknown `POSTROOM_<SECTION>__`) are an error, so a typo never silently falls
+back to a default. `docs/CONFIGURATION.md` is generated
 from the descriptions here (`postroom config reference`), and a test fails when it is stale.
 """
 
@@ -360,7 +361,9 @@ class Settings(BaseSettings):
         env_prefix="POSTROOM_", env_nested_delimiter="__", extra="forbid"
     )
 
-    data_dir: Path = Field(Path("data"), description="Where the SQLite store and dev TLS live.")
+    data_dir: Path = Field(Path("data"), description="Where the SQLite store and dev TLS live; "
+                           "a relative path is relative to the working directory of each "
+                           "command (serve and the CLI alike).")
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     storage: StorageSettings = Field(default_factory=StorageSettings)
@@ -402,6 +405,7 @@ def load_settings(config_path: str | os.PathLike[str] | None = None) -> Settings
         raise ConfigError(f"configuration file not found: {path}")
     _CONFIG_FILE = Path(path) if path else None
     try:
+        _check_env_sections()
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
@@ -419,6 +423,19 @@ def load_settings(config_path: str | os.PathLike[str] | None = None) -> Settings
         raise ConfigError(_env_problem(exc)) from None
     finally:
         _CONFIG_FILE = None
+
+
+def _check_env_sections() -> None:
+    """pydantic-settings ignores POSTROOM_<SECTION>__KEY for a section it does not know, so a
+    misspelt section would silently not apply; unknown keys elsewhere are errors already."""
+    prefix = str(Settings.model_config.get("env_prefix", "")).upper()
+    sections = sorted(n for n, f in Settings.model_fields.items()
+                      if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel))
+    for name in sorted(os.environ):
+        head, sep, _ = name.upper().removeprefix(prefix).partition("__")
+        if name.upper().startswith(prefix) and sep and head.lower() not in sections:
+            raise ConfigError(f"unknown section '{head.lower()}' in environment variable {name} "
+                              f"(sections: {', '.join(sections)})")
 
 
 def _env_problem(exc: SettingsError) -> str:

@@ -10,12 +10,13 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, or_, select, update
 
 from postroom.model.ids import new_id
 from postroom.model.records import StoredFile, Template
 from postroom.store import rows
 from postroom.store.engine import Database
+from postroom.store.errors import AlreadyExists
 from postroom.store.schema import files, idempotency_keys, templates
 
 # --- idempotency -------------------------------------------------------------------------
@@ -142,31 +143,64 @@ def _template(m: Any) -> Template:
                     updated_at=m["updated_at"])
 
 
+class TemplateNameTaken(AlreadyExists):
+    """Another template of the account has this name: names are references, so unique."""
+
+    def __init__(self, name: str, template_id: str) -> None:
+        super().__init__(f"a template named {name!r} exists ({template_id})")
+        self.name, self.template_id = name, template_id
+
+
+def _find(conn: Any, account_id: str, ref: str) -> Any:
+    """The account's template whose id is `ref`, else the only one named `ref` (None when no
+    template or several have that name; an id wins over a name that looks like one)."""
+    found = conn.execute(select(templates).where(
+        templates.c.account_id == account_id,
+        or_(templates.c.id == ref, templates.c.name == ref)).limit(3)).mappings().all()
+    by_id = [m for m in found if m["id"] == ref]
+    return by_id[0] if by_id else (found[0] if len(found) == 1 else None)
+
+
+def _check_name(conn: Any, account_id: str, name: str, own_id: str | None) -> None:
+    other = conn.execute(select(templates.c.id).where(
+        templates.c.account_id == account_id, templates.c.name == name,
+        templates.c.id != (own_id or "")).limit(1)).scalar()
+    if other is not None:
+        raise TemplateNameTaken(name, other)
+
+
 def template_save(db: Database, account_id: str, fields: dict[str, Any],
-                  template_id: str | None = None) -> Template | None:
+                  template_ref: str | None = None) -> Template | None:
+    """Create (no `template_ref`) or change the template with that id or name. Raises
+    TemplateNameTaken when the (new) name belongs to another template of the account."""
     now = rows.utc_now()
     values = {k: fields[k] for k in ("name", "subject", "html", "text", "attachments",
                                      "missing_policy") if k in fields}
     with db.write() as conn:
-        if template_id is None:
+        if template_ref is None:
             template_id = new_id()
+            _check_name(conn, account_id, values.get("name", ""), None)
             conn.execute(templates.insert().values(
                 id=template_id, account_id=account_id, created_at=now, updated_at=now,
                 **{"subject": "", "html": "", "text": "", "attachments": [],
                    "missing_policy": "error", **values}))
-        elif conn.execute(update(templates).where(
-                templates.c.id == template_id, templates.c.account_id == account_id
-        ).values(updated_at=now, **values)).rowcount == 0:
-            return None
+        else:
+            found = _find(conn, account_id, template_ref)
+            if found is None:
+                return None
+            template_id = found["id"]
+            if "name" in values:
+                _check_name(conn, account_id, values["name"], template_id)
+            conn.execute(update(templates).where(templates.c.id == template_id)
+                         .values(updated_at=now, **values))
         m = conn.execute(select(templates).where(templates.c.id == template_id)).mappings().one()
     return _template(m)
 
 
-def template_get(db: Database, account_id: str, template_id: str) -> Template | None:
+def template_get(db: Database, account_id: str, template_ref: str) -> Template | None:
+    """The template with this id or (unique) name in the account."""
     with db.read() as conn:
-        m = conn.execute(select(templates).where(
-            templates.c.id == template_id, templates.c.account_id == account_id
-        )).mappings().first()
+        m = _find(conn, account_id, template_ref)
     return _template(m) if m is not None else None
 
 
@@ -176,7 +210,8 @@ def template_list(db: Database, account_id: str) -> list[Template]:
             templates.c.account_id == account_id).order_by(templates.c.name)).mappings()]
 
 
-def template_delete(db: Database, account_id: str, template_id: str) -> bool:
+def template_delete(db: Database, account_id: str, template_ref: str) -> bool:
     with db.write() as conn:
-        return conn.execute(delete(templates).where(
-            templates.c.id == template_id, templates.c.account_id == account_id)).rowcount > 0
+        found = _find(conn, account_id, template_ref)
+        return found is not None and conn.execute(delete(templates).where(
+            templates.c.id == found["id"])).rowcount > 0

@@ -60,6 +60,10 @@ class SendMailItem(BaseModel):
     client_reference: str | None = None
     notify_url: str | None = None
     callback_data: str | None = None
+    #: the message's own tracking switches (as ZeptoMail's fields and the SMTP control headers);
+    #: absent: the account's defaults
+    track_opens: bool | None = None
+    track_clicks: bool | None = None
 
     @field_validator("notify_url")
     @classmethod

@@ -31,11 +31,16 @@ from postroom.submission.http_items import (
     SendMailItem,
     parse_time,
 )
+from postroom.submission.http_templates import find_template
 
 _CONSENT_FORM = re.compile(r"\$\{ConsentForm(?:\.[A-Za-z_]+)?\}")
 #: What a name or file name may not hold: control characters (CR and LF would start a header
 #: of the sender's choosing) and lone surrogates (not encodable).
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+#: What a subject may not hold: the same, less tab, CR and LF (folded to spaces when composed).
+_BAD_IN_SUBJECT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def _printable(text: str) -> bool:
@@ -182,6 +187,8 @@ class HttpSender:
                    "client_reference": item.client_reference, "notify_url": item.notify_url,
                    "callback_data": item.callback_data}
         options = {k: v for k, v in options.items() if v}
+        options.update({k: v for k, v in (("track_opens", item.track_opens),
+                                           ("track_clicks", item.track_clicks)) if v is not None})
         html = item.mail_format == "html"
         cc = [(p.user_name or "", p.email or "") for p in item.cc]
         reply_to = (item.reply_to.user_name or "", item.reply_to.email or "") \
@@ -201,6 +208,9 @@ class HttpSender:
                                   api_name="template") from None
             else:  # plain fields are text, as Zoho sends them: `{{ code }}` stays as written
                 subj, body = subject, content
+            if _BAD_IN_SUBJECT.search(subj):  # NUL: PostgreSQL refuses the whole commit
+                raise Refused("INVALID_DATA", "A subject may not contain control characters.",
+                              api_name="subject")
             if item.consent_email and "${ConsentForm" in body and self.consent_link:
                 body = _CONSENT_FORM.sub(self.consent_link(account.id, to[0].email), body)
             mid = new_id()
@@ -257,10 +267,9 @@ class HttpSender:
     async def _template_fields(self, account: Account, item: SendMailItem
                                ) -> tuple[str, str, list[str], str]:
         assert item.template is not None
-        t = await asyncio.to_thread(self.store.get_template, account.id, item.template.id)
+        t, problem, details = await find_template(self.store, account.id, item.template.id)
         if t is None:
-            raise Refused("INVALID_DATA", "Unknown template.", api_name="template",
-                          id=item.template.id)
+            raise Refused("INVALID_DATA", problem, api_name="template", **details)
         content = item.content if item.content is not None else (
             t.html if item.mail_format == "html" else (t.text or t.html))
         subject = item.subject if item.subject is not None else t.subject

@@ -85,38 +85,66 @@ class DataSubjectRequest(BaseModel):
     email: str
     type: Literal["access", "export", "erase"]
     format: Literal["json", "csv"] = "json"
+    #: one account (name or id); absent: every account, since `admin` is an operator scope
+    account: str | None = None
 
 
-async def _everything(request: Request, account_id: str, email: str) -> dict[str, Any]:
+async def _covered(request: Request, account: str | None) -> list[Any]:
+    """The accounts a request covers: an erase that skipped one would leave the person's data."""
     store = request.app.state.store
-    ids = await asyncio.to_thread(store.messages_involving, account_id, email)
-    messages, events = [], []
-    for i in ids:
-        record = await asyncio.to_thread(store.get_message, i)
-        if record is not None:
-            messages.append(jsonable(record))
-        events += jsonable(await asyncio.to_thread(store.list_events, i))
-    suppression = await asyncio.to_thread(store.suppression_for, account_id, email)
-    consent = await asyncio.to_thread(store.list_consents, account_id, email)
-    return {"email": email.lower(), "messages": messages,
+    if account is None:
+        return list(await asyncio.to_thread(store.list_accounts))
+    found = await asyncio.to_thread(store.get_account, account)
+    if found is None:
+        raise ApiError("NOT_FOUND", "No such account.", {"account": account})
+    return [found]
+
+
+async def _everything(request: Request, accounts: list[Any], email: str) -> dict[str, Any]:
+    store = request.app.state.store
+    messages, events, suppressions, consent = [], [], [], []
+    for account in accounts:
+        ids = await asyncio.to_thread(store.messages_involving, account.id, email)
+        for i in ids:
+            record = await asyncio.to_thread(store.get_message, i)
+            if record is not None:
+                messages.append(jsonable(record))
+            events += jsonable(await asyncio.to_thread(store.list_events, i))
+        suppression = await asyncio.to_thread(store.suppression_for, account.id, email)
+        if suppression:
+            suppressions.append(jsonable(dict(suppression)))
+        consent += jsonable(await asyncio.to_thread(store.list_consents, account.id, email))
+    return {"email": email.lower(), "accounts": [_named(a) for a in accounts],
+            "messages": messages,
             "events": [e for e in events if (e.get("recipient") or "").lower() == email.lower()
                        or not e.get("recipient")],
-            "suppression": jsonable(dict(suppression)) if suppression else None,
-            "consent": jsonable(consent)}
+            "suppressions": suppressions, "consent": consent}
+
+
+def _named(account: Any) -> dict[str, str]:
+    return {"id": account.id, "name": account.name}
+
+
+async def _erase(request: Request, accounts: list[Any], email: str) -> dict[str, Any]:
+    store = request.app.state.store
+    covered, token, total = [], "", 0
+    for account in accounts:
+        ids = await asyncio.to_thread(store.messages_involving, account.id, email)
+        token = await asyncio.to_thread(store.erase_address, account.id, email, ids)
+        covered.append({**_named(account), "messages": len(ids)})
+        total += len(ids)
+    return {"type": "erase", "messages": total, "replaced_by": token, "accounts": covered}
 
 
 @router.post("/v1/data_subject_requests", summary="Access, export or erase one person's data")
 async def data_subject_request(request: Request, body: DataSubjectRequest,
-                               principal: Principal = Depends(require("admin"))) -> Any:
+                               _: Principal = Depends(require("admin"))) -> Any:
     if not is_valid_mailbox(body.email):
         raise ApiError("INVALID_DATA", "Malformed email address.", {"email": body.email})
-    account_id = principal.account.id
+    accounts = await _covered(request, body.account)
     if body.type == "erase":
-        store = request.app.state.store
-        ids = await asyncio.to_thread(store.messages_involving, account_id, body.email)
-        token = await asyncio.to_thread(store.erase_address, account_id, body.email, ids)
-        return {"data": {"type": "erase", "messages": len(ids), "replaced_by": token}}
-    data = await _everything(request, account_id, body.email)
+        return {"data": await _erase(request, accounts, body.email)}
+    data = await _everything(request, accounts, body.email)
     if body.format == "csv":
         out = io.StringIO()
         w = csv.writer(out)
@@ -128,8 +156,7 @@ async def data_subject_request(request: Request, body: DataSubjectRequest,
         for e in data["events"]:
             w.writerow(["event", e["message_id"], e["recipient"], e["type"], e["at"],
                         e.get("reply") or ""])
-        if data["suppression"]:
-            s = data["suppression"]
+        for s in data["suppressions"]:
             w.writerow(["suppression", "", s["address"], s["reason"], s["created_at"], ""])
         for c in data["consent"]:
             w.writerow(["consent", "", c["address"], c["source"], c["granted_at"], c["ip"]])

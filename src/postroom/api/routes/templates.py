@@ -12,6 +12,8 @@ from postroom.api.auth import Principal, require
 from postroom.api.errors import ApiError
 from postroom.api.routes.common import ERRORS, jsonable
 from postroom.render.merge import MergeError, render
+from postroom.store.http_resources import TemplateNameTaken
+from postroom.submission.http_templates import find_template
 
 router = APIRouter(tags=["templates"], responses=ERRORS)
 
@@ -34,6 +36,17 @@ class TemplatePatch(BaseModel):
     missing_policy: Literal["error", "empty"] | None = None
 
 
+def _taken(exc: TemplateNameTaken) -> ApiError:
+    return ApiError("INVALID_DATA", "A template with that name exists; names are unique.",
+                    {"api_name": "name", "name": exc.name, "id": exc.template_id})
+
+
+async def _not_found(request: Request, account_id: str, ref: str) -> ApiError:
+    _, problem, details = await find_template(request.app.state.store, account_id, ref)
+    return ApiError("NOT_FOUND", "No such template." if "id" in details and "ids" not in details
+                    else problem, details)
+
+
 def _check_syntax(fields: dict[str, Any]) -> None:
     for name in ("subject", "html", "text"):
         if fields.get(name):
@@ -49,7 +62,11 @@ async def create(request: Request, body: TemplateBody,
                  principal: Principal = Depends(require("send"))) -> dict[str, Any]:
     fields = body.model_dump()
     _check_syntax(fields)
-    t = await asyncio.to_thread(request.app.state.store.save_template, principal.account.id, fields)
+    try:
+        t = await asyncio.to_thread(request.app.state.store.save_template, principal.account.id,
+                                    fields)
+    except TemplateNameTaken as exc:
+        raise _taken(exc) from None
     return {"data": jsonable(t)}
 
 
@@ -66,7 +83,7 @@ async def get_one(request: Request, template_id: str,
     t = await asyncio.to_thread(request.app.state.store.get_template, principal.account.id,
                                 template_id)
     if t is None:
-        raise ApiError("NOT_FOUND", "No such template.", {"id": template_id})
+        raise await _not_found(request, principal.account.id, template_id)
     return {"data": jsonable(t)}
 
 
@@ -75,10 +92,13 @@ async def update(request: Request, template_id: str, body: TemplatePatch,
                  principal: Principal = Depends(require("send"))) -> dict[str, Any]:
     fields = body.model_dump(exclude_none=True)
     _check_syntax(fields)
-    t = await asyncio.to_thread(request.app.state.store.save_template, principal.account.id,
-                                fields, template_id)
+    try:
+        t = await asyncio.to_thread(request.app.state.store.save_template, principal.account.id,
+                                    fields, template_id)
+    except TemplateNameTaken as exc:
+        raise _taken(exc) from None
     if t is None:
-        raise ApiError("NOT_FOUND", "No such template.", {"id": template_id})
+        raise await _not_found(request, principal.account.id, template_id)
     return {"data": jsonable(t)}
 
 
@@ -87,5 +107,5 @@ async def delete(request: Request, template_id: str,
                  principal: Principal = Depends(require("send"))) -> dict[str, Any]:
     if not await asyncio.to_thread(request.app.state.store.delete_template, principal.account.id,
                                    template_id):
-        raise ApiError("NOT_FOUND", "No such template.", {"id": template_id})
+        raise await _not_found(request, principal.account.id, template_id)
     return {"data": {"id": template_id, "deleted": True}}
