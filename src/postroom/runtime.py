@@ -103,14 +103,25 @@ def run_server(settings: Settings) -> None:
     configure_logging()
     use_fast_event_loop()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.storage.writer_process:  # not another running server's socket (OSError)
+        from postroom.store.writer_link import socket_path
+        from postroom.store.writer_socket import ensure_unserved
+
+        ensure_unserved(socket_path(settings.data_dir))
     cert, key = tls_files(settings)
     store = Store.open(settings.storage_url, commit_timeout=settings.storage.commit_timeout)
     first = bootstrap(store, settings.smtp.hostname)
     if first is not None:
         account, api_key = first
+        # An operator key: whoever holds it manages every account, so the text must not
+        # invite pasting it into an application's SMTP settings.
         print(
-            f"Created account '{account.name}' (sender domain example.com) and its first API key "
-            f"(shown once):\n  {api_key}\nSMTP: user 'apikey', password = the key. "
+            f"Created account '{account.name}' (sender domain example.com) and an operator "
+            f"(admin) API key, scopes send, read, admin (shown once):\n  {api_key}\n"
+            "Keep it for yourself: it manages every account (accounts, keys, domains).\n"
+            "For an application (SMTP user 'apikey', password = the key; or the HTTP API) "
+            "create a send-only key:\n"
+            f"  postroom keys create --account {account.name} --scope send\n"
             "Add your own sender domains with `postroom accounts create`.",
             flush=True,
         )

@@ -227,8 +227,9 @@ async def run_in_own_process(settings: Settings) -> None:
 
 
 def _child(dumped: dict[str, Any], parent: int) -> None:
-    """The delivery process (store/child_process.py): SIGTERM cancels the run, which is
-    DeliveryService's graceful stop."""
+    """The delivery process (store/child_process.py): the first SIGTERM/SIGINT cancels the
+    run, which is DeliveryService's graceful stop; later ones are only logged (a second cancel
+    would cut the stop short and keep the leases)."""
     run_child(dumped, parent, lambda settings, store: (DeliveryService(settings, store).run(),
                                                        None), _loop_factory())
 

@@ -292,9 +292,12 @@ def child_main(url: str, path: str, parent: int) -> None:
     the store (20 MB less: `bench/memory.py` sums every process)."""
     configure_logging()
     writer = Writer(url, Path(path), parent=parent)
-    signal.signal(signal.SIGTERM, lambda *_: writer.stop())
+    signal.signal(signal.SIGTERM, lambda *_: writer.stop())  # stop() is idempotent
     # Ctrl-C reaches the whole process group: the parent stops the ingress, then this, in order
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # blocked since the spawn (child_process.held_signals: a SIGTERM that came meanwhile is
+    # taken now, as a graceful stop); not imported from there, which would load pydantic
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
     settle_heap()  # per request a few objects live until the commit: few young collections
     log.info("writer process ready on %s", writer.path)
     writer.run()
