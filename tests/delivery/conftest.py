@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from tests.delivery.mta_sts_cache_world import ca, dns, server  # noqa: F401 (fixtures)
 
 from postroom.delivery.dns import Resolver
 from support.dns_stub import DnsStub

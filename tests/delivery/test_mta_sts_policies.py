@@ -6,10 +6,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.delivery.mta_sts_cache_world import (
+    POLICY,
+    Clock,
+)
 
 from postroom.delivery.dns import Resolver
 from postroom.delivery.mta_sts import Policy
@@ -19,40 +22,6 @@ from postroom.delivery.routing import Destination
 from postroom.smtp.tls import client_context
 from support.dns_stub import DnsStub
 from support.mta_sts_world import PolicyServer, TestCA
-
-POLICY = "version: STSv1\nmode: enforce\nmx: mx.a.test\nmax_age: 1000\n"
-DOMAINS = ["a.test", "b.test", "c.test"]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def ca(tmp_path: Path) -> TestCA:
-    return TestCA(tmp_path)
-
-
-@pytest.fixture
-def server(ca: TestCA) -> Iterator[PolicyServer]:
-    with PolicyServer(ca.issue(*(f"mta-sts.{d}" for d in DOMAINS))) as srv:
-        for d in DOMAINS:
-            srv.set(f"mta-sts.{d}", POLICY)
-        yield srv
-
-
-@pytest.fixture
-def dns() -> Iterator[DnsStub]:
-    records: dict[str, dict[str, list[str] | str]] = {}
-    for d in DOMAINS:
-        records[f"_mta-sts.{d}"] = {"TXT": "v=STSv1; id=1"}
-        records[f"mta-sts.{d}"] = {"A": "127.0.0.1"}
-    with DnsStub(records, ttl=0) as stub:  # nothing cached: every change is seen at once
-        yield stub
 
 
 def policies(dns: DnsStub, server: PolicyServer, cafile: Path, clock: Clock

@@ -8,21 +8,17 @@ once its transaction commits. SQLite has one writer at a time, so ids are commit
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
 from alembic import command
-from sqlalchemy import Connection
 
 from postroom.model import Account, EventType
 from postroom.store import Store
 from postroom.store.migrate import alembic_config, migrate
-from postroom.store.reads import event_row
 from postroom.store.rows import utc_now
-from postroom.store.schema import events
 from support.databases import postgres_url_or_skip
-from support.settle import settle
+from support.settle import insert_event, open_transaction, settle
 
 from .factories import make_message
 
@@ -51,19 +47,6 @@ class Client:
                 return got
 
 
-def _insert(conn: Connection, message_id: str, recipient: str) -> int:
-    row = event_row(EventType.DELIVERED, message_id=message_id, recipient=recipient,
-                    at=utc_now())
-    return int(conn.execute(events.insert().values(**row)).inserted_primary_key[0])
-
-
-@contextmanager
-def _open_transaction(store: Store) -> Iterator[Connection]:
-    """A connection with a transaction left open until the block ends (then committed)."""
-    with store._db.engine.connect() as conn, conn.begin():
-        yield conn
-
-
 @pytest.fixture
 def pg_store() -> Iterator[Store]:
     opened = Store.open(postgres_url_or_skip())
@@ -84,10 +67,10 @@ def test_event_committed_after_a_later_id_is_not_skipped(pg_store: Store) -> Non
     before = client.poll()
     assert len(before) == 2  # the two `queued` events
 
-    with _open_transaction(pg_store) as t1:
-        first = _insert(t1, message.id, "a@example.com")
-        with _open_transaction(pg_store) as t2:
-            second = _insert(t2, message.id, "b@example.com")
+    with open_transaction(pg_store) as t1:
+        first = insert_event(t1, message.id, "a@example.com")
+        with open_transaction(pg_store) as t2:
+            second = insert_event(t2, message.id, "b@example.com")
         assert second > first
         client.poll(wait=False)  # T2 has committed, T1 has not
     client.poll()  # T1 has committed
@@ -98,17 +81,17 @@ def test_event_committed_after_a_later_id_is_not_skipped(pg_store: Store) -> Non
 
 
 @pytest.mark.postgres
-def test_events_wait_for_every_older_open_transaction(pg_store: Store) -> None:
+def test_events_wait_for_every_olderopen_transaction(pg_store: Store) -> None:
     """Served events are final: nothing can later appear before the last one served."""
     account = pg_store.create_account("acme", sender_domains=["acme.test"])
     message = make_message(account.id)
     pg_store.enqueue_many([message])
     client = Client(pg_store, account.id)
     client.poll()
-    with _open_transaction(pg_store) as t1:
-        first = _insert(t1, message.id, "x@example.com")
-        with _open_transaction(pg_store) as t2:
-            second = _insert(t2, message.id, "y@example.com")
+    with open_transaction(pg_store) as t1:
+        first = insert_event(t1, message.id, "x@example.com")
+        with open_transaction(pg_store) as t2:
+            second = insert_event(t2, message.id, "y@example.com")
         assert client.poll(wait=False) == []  # T2's event waits behind T1, still open
     assert client.poll() == [first, second]
 

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import Connection
 
 from postroom.model import Account, EventType
 from postroom.store import Store, reads
-from postroom.store.reads import event_row
-from postroom.store.rows import utc_now
-from postroom.store.schema import events
 from support.databases import postgres_url_or_skip
-from support.settle import settle
+from support.settle import insert_event, open_transaction, settle
 
 from .factories import make_message
 
@@ -50,18 +45,6 @@ class Reader:
                 return got
 
 
-def _insert(conn: Connection, message_id: str, recipient: str) -> int:
-    row = event_row(EventType.OPENED, message_id=message_id, recipient=recipient, at=utc_now())
-    return int(conn.execute(events.insert().values(**row)).inserted_primary_key[0])
-
-
-@contextmanager
-def _open_transaction(store: Store) -> Iterator[Connection]:
-    """A connection with a transaction left open until the block ends (then committed)."""
-    with store._db.engine.connect() as conn, conn.begin():
-        yield conn
-
-
 @pytest.fixture
 def pg_store(monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
     monkeypatch.setattr(reads, "SETTLE_SECONDS", 1.0)  # T1 below stays open on purpose
@@ -83,10 +66,10 @@ def test_an_event_committed_after_a_later_id_is_not_skipped(pg_store: Store) -> 
     before = reader.read()
     assert len(before) == 2  # the two `queued` events
 
-    with _open_transaction(pg_store) as t1:
-        first = _insert(t1, message.id, "a@example.com")
-        with _open_transaction(pg_store) as t2:
-            second = _insert(t2, message.id, "b@example.com")
+    with open_transaction(pg_store) as t1:
+        first = insert_event(t1, message.id, "a@example.com", EventType.OPENED)
+        with open_transaction(pg_store) as t2:
+            second = insert_event(t2, message.id, "b@example.com", EventType.OPENED)
         assert second > first
         reader.read(wait=False)  # T2 has committed, T1 has not
     reader.read()  # T1 has committed
@@ -104,10 +87,10 @@ def test_a_page_waits_briefly_for_older_transactions(pg_store: Store) -> None:
     message = make_message(account.id)
     pg_store.enqueue_many([message])
     queued = pg_store.list_events(message.id)[0].id
-    with _open_transaction(pg_store) as t1:
-        first = _insert(t1, message.id, "x@example.com")
-        with _open_transaction(pg_store) as t2:
-            second = _insert(t2, message.id, "y@example.com")
+    with open_transaction(pg_store) as t1:
+        first = insert_event(t1, message.id, "x@example.com", EventType.OPENED)
+        with open_transaction(pg_store) as t2:
+            second = insert_event(t2, message.id, "y@example.com", EventType.OPENED)
         started = time.monotonic()
         assert [e.id for e in pg_store.list_events(message.id)] == [queued, second]
         assert time.monotonic() - started < 0.5

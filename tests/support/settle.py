@@ -9,9 +9,16 @@ any database, holds new events back for a moment. Tests that read events they ju
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Connection, text
+
+from postroom.model import EventType
+from postroom.store.reads import event_row
+from postroom.store.rows import utc_now
+from postroom.store.schema import events
 
 NEXT_XID = text("SELECT (pg_snapshot_xmax(pg_current_snapshot())::text)::bigint")
 OLDEST_RUNNING = text("SELECT (pg_snapshot_xmin(pg_current_snapshot())::text)::bigint")
@@ -30,3 +37,18 @@ def settle(store: Any, timeout: float = 30.0) -> None:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"a transaction older than {target} is still running")
             time.sleep(0.01)
+
+
+@contextmanager
+def open_transaction(store: Any) -> Iterator[Connection]:
+    """A connection with a transaction left open until the block ends (then committed): the
+    late committer of the cursor tests."""
+    with store._db.engine.connect() as conn, conn.begin():
+        yield conn
+
+
+def insert_event(conn: Connection, message_id: str, recipient: str,
+                 type_: EventType = EventType.DELIVERED) -> int:
+    """An event written on `conn` (inside its open transaction); its id."""
+    row = event_row(type_, message_id=message_id, recipient=recipient, at=utc_now())
+    return int(conn.execute(events.insert().values(**row)).inserted_primary_key[0])
