@@ -9,14 +9,25 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
+import pytest
+from tests.store.factories import make_message
+
+from postroom.delivery import verp
 from postroom.inbound.handler import INBOUND_LISTENER, IngressHandler
 from postroom.inbound.service import InboundService
 from postroom.smtp.server import ConnectionLimiter, ListenerConfig, ServerOptions, start_listeners
+from postroom.store import Store
 from postroom.submission.service import SubmissionService
 from postroom.submission.throttle import AuthThrottle
+from support.databases import postgres_url_or_skip, sqlite_url
+
+#: The accounts' bounce address in these tests: VERP return paths are built on it.
+BOUNCE_ADDRESS = "bounces@bounce.test"
 
 
 class InboundListener:
@@ -59,3 +70,30 @@ class InboundListener:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(10)
         self.loop.close()
+
+
+def open_store(request: pytest.FixtureRequest, tmp_path: Path, kind: type[Store]
+               ) -> Iterator[Any]:
+    """A migrated store of class `kind` on the backend `request.param` names (a fixture's
+    body: the tests' stores fail once where each test needs it)."""
+    url = sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url_or_skip()
+    opened = kind(url)
+    opened.migrate()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+def sent(store: Store, account_id: str, *rcpts: str) -> tuple[str, dict[str, str]]:
+    """A queued message; its id and each recipient's VERP return path."""
+    message = make_message(account_id, *rcpts)
+    store.enqueue_many([message])
+    return message.id, verp_paths(store, message.id, BOUNCE_ADDRESS)
+
+
+def verp_paths(store: Store, message_id: str, base: str) -> dict[str, str]:
+    secret = store.get_or_create_secret(verp.SECRET_NAME)
+    record = store.get_message(message_id)
+    assert record is not None
+    return {r.address: verp.encode(base, message_id, r.id, secret) for r in record.recipients}

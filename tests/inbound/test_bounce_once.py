@@ -10,16 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.inbound.listener import InboundListener
-from tests.store.factories import make_message
+from tests.inbound.listener import InboundListener, open_store, sent
 
-from postroom.delivery import verp
 from postroom.model import Account
 from postroom.store import Store
 from postroom.store.errors import StoreUnavailable
-from support.databases import postgres_url_or_skip, sqlite_url
-
-BOUNCE_ADDRESS = "bounces@bounce.test"
 
 DSN = """From: MAILER-DAEMON@mx.rcpt.test\r
 To: {verp}\r
@@ -55,29 +50,12 @@ class FlakyStore(Store):
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FlakyStore]:
-    url = sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url_or_skip()
-    opened = FlakyStore(url)
-    opened.migrate()
-    try:
-        yield opened
-    finally:
-        opened.close()
+    yield from open_store(request, tmp_path, FlakyStore)
 
 
 @pytest.fixture
 def account(store: Store) -> Account:
     return store.create_account("acme", sender_domains=["acme.test"])
-
-
-def sent(store: Store, account: Account, *rcpts: str) -> tuple[str, dict[str, str]]:
-    """A queued message; returns its id and each recipient's VERP return path."""
-    message = make_message(account.id, *rcpts)
-    store.enqueue_many([message])
-    secret = store.get_or_create_secret(verp.SECRET_NAME)
-    record = store.get_message(message.id)
-    assert record is not None
-    return message.id, {r.address: verp.encode(BOUNCE_ADDRESS, message.id, r.id, secret)
-                        for r in record.recipients}
 
 
 def report(port: int, rcpts: list[str], body: str) -> tuple[int, bytes]:
@@ -95,7 +73,7 @@ def bounced(store: Store, message_id: str) -> list[str | None]:
 
 
 def test_the_same_verp_address_twice_in_one_transaction(store: Store, account: Account) -> None:
-    mid, returns = sent(store, account, "gone@rcpt.test")
+    mid, returns = sent(store, account.id, "gone@rcpt.test")
     address = returns["gone@rcpt.test"]
     with InboundListener(store) as port:
         code, _ = report(port, [address, address],
@@ -105,7 +83,7 @@ def test_the_same_verp_address_twice_in_one_transaction(store: Store, account: A
 
 
 def test_the_same_report_again_records_nothing_more(store: Store, account: Account) -> None:
-    mid, returns = sent(store, account, "gone@rcpt.test")
+    mid, returns = sent(store, account.id, "gone@rcpt.test")
     address = returns["gone@rcpt.test"]
     body = DSN.format(verp=address, rcpt="gone@rcpt.test")
     with InboundListener(store) as port:
@@ -118,7 +96,7 @@ def test_the_same_report_again_records_nothing_more(store: Store, account: Accou
 def test_a_retry_after_451_records_each_recipient_once(
     store: FlakyStore, account: Account,
 ) -> None:
-    mid, returns = sent(store, account, "first@rcpt.test", "second@rcpt.test")
+    mid, returns = sent(store, account.id, "first@rcpt.test", "second@rcpt.test")
     record = store.get_message(mid)
     assert record is not None
     store.fail_once = next(r.id for r in record.recipients if r.address == "second@rcpt.test")

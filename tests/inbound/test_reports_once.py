@@ -14,20 +14,16 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.inbound.listener import InboundListener
-from tests.store.factories import make_message
+from tests.inbound.listener import InboundListener, open_store, sent, verp_paths
 
 from postroom.api.app import create_app
 from postroom.config.settings import Settings
-from postroom.delivery import verp
 from postroom.model import Account
 from postroom.render import tokens
 from postroom.store import Store
 from postroom.store.errors import StoreUnavailable
-from support.databases import postgres_url_or_skip, sqlite_url
 
 FEEDBACK = "fbl@postroom.test"
-BOUNCE_ADDRESS = "bounces@bounce.test"
 B = "arf_boundary"
 
 
@@ -62,32 +58,12 @@ class FlakyStore(Store):
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FlakyStore]:
-    url = sqlite_url(tmp_path) if request.param == "sqlite" else postgres_url_or_skip()
-    opened = FlakyStore(url)
-    opened.migrate()
-    try:
-        yield opened
-    finally:
-        opened.close()
+    yield from open_store(request, tmp_path, FlakyStore)
 
 
 @pytest.fixture
 def account(store: Store) -> Account:
     return store.create_account("acme", sender_domains=["acme.test"])
-
-
-def sent(store: Store, account: Account, *rcpts: str) -> tuple[str, dict[str, str]]:
-    """A queued message; its id and each recipient's VERP return path."""
-    message = make_message(account.id, *rcpts)
-    store.enqueue_many([message])
-    return message.id, _paths(store, message.id, BOUNCE_ADDRESS)
-
-
-def _paths(store: Store, message_id: str, base: str) -> dict[str, str]:
-    secret = store.get_or_create_secret(verp.SECRET_NAME)
-    record = store.get_message(message_id)
-    assert record is not None
-    return {r.address: verp.encode(base, message_id, r.id, secret) for r in record.recipients}
 
 
 def transaction(port: int, rcpts: list[str], body: bytes) -> int:
@@ -106,7 +82,7 @@ def recorded(store: Store, kind: str, *message_ids: str) -> list[tuple[str | Non
 
 
 def test_the_same_complaint_again_records_nothing_more(store: Store, account: Account) -> None:
-    mid, paths = sent(store, account, "reader@rcpt.test")
+    mid, paths = sent(store, account.id, "reader@rcpt.test")
     report = arf(paths["reader@rcpt.test"], "reader@rcpt.test")
     with InboundListener(store, feedback_address=FEEDBACK) as port:
         assert transaction(port, [FEEDBACK], report) == 250
@@ -118,8 +94,8 @@ def test_the_same_complaint_again_records_nothing_more(store: Store, account: Ac
 def test_complaints_about_other_recipients_and_messages_are_recorded(
     store: Store, account: Account,
 ) -> None:
-    first, paths = sent(store, account, "a@rcpt.test", "b@rcpt.test")
-    second, later = sent(store, account, "a@rcpt.test")
+    first, paths = sent(store, account.id, "a@rcpt.test", "b@rcpt.test")
+    second, later = sent(store, account.id, "a@rcpt.test")
     with InboundListener(store, feedback_address=FEEDBACK) as port:
         for report in (arf(paths["a@rcpt.test"], "a@rcpt.test"),
                        arf(paths["b@rcpt.test"], "b@rcpt.test"),
@@ -134,8 +110,8 @@ def test_a_retry_after_451_records_the_complaint_once(
 ) -> None:
     """The complaint is recorded, then the unsubscribe in the same transaction fails: 451, and
     the remote MTA sends the whole transaction again."""
-    mid, paths = sent(store, account, "reader@rcpt.test", "leaver@rcpt.test")
-    unsubscribe = _paths(store, mid, "unsubscribe@bounce.test")["leaver@rcpt.test"]
+    mid, paths = sent(store, account.id, "reader@rcpt.test", "leaver@rcpt.test")
+    unsubscribe = verp_paths(store, mid, "unsubscribe@bounce.test")["leaver@rcpt.test"]
     store.fail_once = "leaver@rcpt.test"
     report = arf(paths["reader@rcpt.test"], "reader@rcpt.test")
     with InboundListener(store, feedback_address=FEEDBACK) as port:
@@ -147,8 +123,8 @@ def test_a_retry_after_451_records_the_complaint_once(
 
 
 def test_the_mailto_unsubscribe_twice_is_one_event(store: Store, account: Account) -> None:
-    mid, _ = sent(store, account, "leaver@rcpt.test", "stayer@rcpt.test")
-    unsubscribe = _paths(store, mid, "unsubscribe@bounce.test")
+    mid, _ = sent(store, account.id, "leaver@rcpt.test", "stayer@rcpt.test")
+    unsubscribe = verp_paths(store, mid, "unsubscribe@bounce.test")
     with InboundListener(store) as port:
         for _ in range(2):
             assert transaction(port, [unsubscribe["leaver@rcpt.test"]], b"Subject: x\r\n\r\n") \
@@ -164,7 +140,7 @@ def test_one_click_posts_arriving_together_are_one_event(
     """RFC 8058 clients retry, and a scanner may POST beside the person: requests in flight at
     once all find the address not yet suppressed, and used to add an event each."""
     app = create_app(Settings(data_dir=tmp_path), store)
-    mid, _ = sent(store, account, "leaver@rcpt.test")
+    mid, _ = sent(store, account.id, "leaver@rcpt.test")
     token = tokens.sign(app.state.secret, "unsubscribe",
                         {"a": account.id, "m": mid, "r": "leaver@rcpt.test"})
 
